@@ -1,0 +1,188 @@
+"""FP8 training as DeepSeek-V3 does it (report §3.3), emulated on CPU.
+
+V3 runs the three GEMMs of each Linear layer (Fprop, Dgrad, Wgrad) on E4M3 inputs. FP8 has
+so little range that one scale per tensor would let a single outlier push every other value
+into the subnormals, so V3 scales finely and online (current max-abs, no history):
+activations per 1×128 tile (one token, 128 channels), weights per 128×128 block, always
+along the GEMM's inner dimension K. The GEMM promotes to FP32 every 128 elements of K: each
+chunk's dot product is multiplied by its two scales and added to an FP32 accumulator.
+Here the FP8 values are real torch float8 tensors and the GEMM is emulated chunk by chunk.
+Master weights, gradients and everything outside the GEMMs stay FP32.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# name -> (dtype, largest finite value); a cast saturates in e4m3fn, overflows to inf in e5m2
+FORMATS = {
+    "e4m3": (torch.float8_e4m3fn, torch.finfo(torch.float8_e4m3fn).max),  # 448
+    "e5m2": (torch.float8_e5m2, torch.finfo(torch.float8_e5m2).max),  # 57344
+}
+GRANULARITIES = ("tensor", "tile", "block")
+AMAX_FLOOR = 1e-4  # as kernel.py: an all-zero tile still gets a finite, nonzero scale
+
+
+def _format(fmt):
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown fp8 format {fmt!r}; expected one of {list(FORMATS)}")
+    return FORMATS[fmt]
+
+
+def _check_granularity(granularity, x):
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}; expected one of {GRANULARITIES}")
+    if granularity == "block" and x.dim() < 2:
+        raise ValueError(f"granularity 'block' needs a tensor of >= 2 dims, got {x.dim()}")
+
+
+def _pad(x, n_dims, block_size):
+    """Zero-pad the last n_dims dims up to multiples of block_size (zeros never raise an amax)."""
+    pad = []
+    for size in reversed(x.shape[-n_dims:]):  # F.pad lists the last dim first
+        pad += [0, -size % block_size]
+    return F.pad(x, pad)
+
+
+def _cast(x, dtype, fmt_max):
+    return x.clamp(-fmt_max, fmt_max).to(dtype)  # clamp first: e5m2 would overflow to inf
+
+
+def _expand(scale, size, block_size, dim):
+    """Repeat each scale over the block_size elements it covers along dim, cropped to size."""
+    return scale.repeat_interleave(block_size, dim).narrow(dim, 0, size)
+
+
+def quantize(x, fmt="e4m3", granularity="tile", block_size=128):
+    """Quantise x to FP8; returns (q, scale) with q float8 of x's shape, x ≈ q * scale.
+
+    granularity and scale shape (float32):
+      "tensor": one scale, shape ()
+      "tile":   1×block_size tiles along the last dim, shape (..., ceil(cols / bs))
+      "block":  bs×bs blocks over the last two dims, shape (..., ceil(rows / bs), ceil(cols / bs))
+    Dims that are not multiples of block_size are zero-padded internally, so the last tile or
+    block is partial. scale = max(amax, 1e-4) / fmt_max, so each tile's largest |q| is fmt_max.
+    Raises ValueError on inf or NaN input rather than spreading NaN over a whole tile.
+    """
+    dtype, fmt_max = _format(fmt)
+    _check_granularity(granularity, x)
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise ValueError("quantize: x contains inf or NaN")
+    if granularity == "tensor":
+        scale = x.abs().amax().clamp(min=AMAX_FLOOR) / fmt_max  # ()
+        return _cast(x / scale, dtype, fmt_max), scale
+    if granularity == "tile":
+        cols = x.shape[-1]
+        xt = _pad(x, 1, block_size).unflatten(-1, (-1, block_size))  # (..., n_tiles, bs)
+        scale = xt.abs().amax(-1).clamp(min=AMAX_FLOOR) / fmt_max  # (..., n_tiles)
+        q = _cast(xt / scale[..., None], dtype, fmt_max).flatten(-2)  # (..., n_tiles * bs)
+        return q[..., :cols].contiguous(), scale
+    rows, cols = x.shape[-2:]
+    xb = _pad(x, 2, block_size).unflatten(-1, (-1, block_size))  # (..., R, n_c, bs)
+    xb = xb.unflatten(-3, (-1, block_size))  # (..., n_r, bs, n_c, bs)
+    scale = xb.abs().amax((-3, -1)).clamp(min=AMAX_FLOOR) / fmt_max  # (..., n_r, n_c)
+    q = _cast(xb / scale[..., :, None, :, None], dtype, fmt_max)  # (..., n_r, bs, n_c, bs)
+    q = q.flatten(-2).flatten(-3, -2)  # (..., n_r * bs, n_c * bs)
+    return q[..., :rows, :cols].contiguous(), scale
+
+
+def dequantize(q, scale, granularity="tile", block_size=128):
+    """Inverse of quantize: q * scale as float32, each scale spread over its tile or block."""
+    _check_granularity(granularity, q)
+    if granularity in ("tile", "block"):
+        scale = _expand(scale, q.shape[-1], block_size, -1)  # (..., cols)
+    if granularity == "block":
+        scale = _expand(scale, q.shape[-2], block_size, -2)  # (..., rows, cols)
+    return q.float() * scale
+
+
+def fp8_matmul(a, b, fmt="e4m3", b_granularity="block", block_size=128):
+    """y = a @ b.T as an FP8 GEMM: a (M, K), b (N, K) -> y (M, N) float32.
+
+    a is quantised in 1×bs tiles along K; b in bs×bs blocks (a weight) or, with
+    b_granularity="tile", in 1×bs tiles along K (Wgrad, where both inputs are activations).
+    Per K chunk: dot of the raw FP8 values, times both chunk scales, added to an FP32
+    accumulator in chunk order. The chunk dot is exact for E4M3 (products are multiples of
+    2^-18 below 2^18; FP64 holds a sum of 128 of them) and rounded once to FP32, so it does
+    not depend on how the matmul orders its additions. For E5M2 it is FP64-accurate only.
+    """
+    if b_granularity not in ("block", "tile"):
+        raise ValueError(f"unknown b_granularity {b_granularity!r}; expected 'block' or 'tile'")
+    qa, sa = quantize(a, fmt, "tile", block_size)  # (M, K), (M, n_k)
+    qb, sb = quantize(b, fmt, b_granularity, block_size)  # (N, K), (N or n_n, n_k)
+    if b_granularity == "block":
+        sb = _expand(sb, b.shape[0], block_size, 0)  # (N, n_k): each row takes its block's scale
+    y = torch.zeros(a.shape[0], b.shape[0])  # (M, N) FP32 accumulator
+    for k in range(sa.shape[1]):
+        chunk = slice(k * block_size, (k + 1) * block_size)
+        dot = (qa[:, chunk].double() @ qb[:, chunk].double().T).float()  # (M, N)
+        y += dot * sa[:, k, None] * sb[None, :, k]  # promotion: scale, accumulate in FP32
+    return y
+
+
+class _FP8LinearFunction(torch.autograd.Function):
+    """The three GEMMs of a Linear, each quantised along its own inner dimension K."""
+
+    @staticmethod
+    def forward(ctx, x, weight, fmt, block_size):  # x (M, in), weight (out, in)
+        ctx.save_for_backward(x, weight)  # FP32; re-quantised along the new K in backward
+        ctx.fmt, ctx.block_size = fmt, block_size
+        return fp8_matmul(x, weight, fmt, "block", block_size)  # Fprop, K = in: (M, out)
+
+    @staticmethod
+    def backward(ctx, dy):  # dy (M, out)
+        x, weight = ctx.saved_tensors
+        dx = dw = None
+        if ctx.needs_input_grad[0]:  # Dgrad dY @ W, K = out; W^T's blocks are W's transposed
+            dx = fp8_matmul(dy, weight.T, ctx.fmt, "block", ctx.block_size)  # (M, in)
+        if ctx.needs_input_grad[1]:  # Wgrad dY^T @ X, K = tokens: both tiled along tokens
+            dw = fp8_matmul(dy.T, x.T, ctx.fmt, "tile", ctx.block_size)  # (out, in)
+        return dx, dw, None, None
+
+
+def fp8_linear(x, weight, fmt="e4m3", block_size=128):
+    """F.linear(x, weight) with no bias, run as the three emulated FP8 GEMMs."""
+    x2d = x.reshape(-1, weight.shape[1])  # (M, in), M = all leading dims
+    y = _FP8LinearFunction.apply(x2d, weight, fmt, block_size)  # (M, out)
+    return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
+
+
+class FP8Linear(nn.Linear):
+    """nn.Linear (same parameters and state_dict keys) whose Fprop, Dgrad and Wgrad run as
+    emulated FP8 GEMMs; the bias is added in FP32, outside the GEMM."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
+                 fmt="e4m3", block_size=128):
+        _format(fmt)
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.fmt, self.block_size = fmt, block_size
+
+    def forward(self, x):  # (..., in)
+        y = fp8_linear(x, self.weight, self.fmt, self.block_size)  # (..., out)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, fmt={self.fmt}"
+
+
+def convert_to_fp8(model, fmt="e4m3", skip=("embed", "head", "gate", "norm")):
+    """Replace each nn.Linear in model by an FP8Linear sharing its Parameters; returns model.
+
+    A Linear stays high precision when any dotted component of its qualified name is in skip
+    ("layers.0.ffn.gate" stays, "layers.0.attn.wq_a" is converted). Modules that hold their
+    weights as raw Parameters (the MoE experts' 3-D weights) opt in with an `fp8_format`
+    attribute, which is set to fmt.
+    """
+    for module in model.modules():
+        if hasattr(module, "fp8_format"):
+            module.fp8_format = fmt
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            path = f"{parent_name}.{name}" if parent_name else name
+            if type(child) is nn.Linear and not set(path.split(".")) & set(skip):
+                fp8 = FP8Linear(child.in_features, child.out_features, child.bias is not None,
+                                device="meta", fmt=fmt)
+                fp8.weight, fp8.bias = child.weight, child.bias
+                setattr(parent, name, fp8.train(child.training))
+    return model

@@ -1,0 +1,140 @@
+"""Text generation from the latent KV cache.
+
+The prompt is processed once (prefill, naive MLA path); then each new token attends to
+the cached latents through the absorbed path. `speculative_generate` adds MTP drafting
+(REFERENCE §4): the MTP module guesses the token after next, and one main-model pass on
+two tokens both produces the next token and verifies the guess. Greedy output is the
+same token for token; accepted guesses save main-model passes.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from minids.model import MiniDeepSeek
+
+
+def _check_request(model, input_ids, max_new_tokens):
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids must be (batch, T) with T >= 1, got shape {tuple(input_ids.shape)}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    context = model.config.max_position_embeddings
+    if input_ids.shape[1] + max_new_tokens > context:
+        raise ValueError(f"the prompt ({input_ids.shape[1]} tokens) plus max_new_tokens "
+                         f"({max_new_tokens}) exceeds the context of {context} tokens")
+
+
+def sample_next(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
+    """Pick one token per row of logits (B, vocab): greedy at temperature 0, else sample
+    from the softmax at that temperature, restricted to the top_k tokens and/or to the
+    smallest set whose probability reaches top_p."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth_best = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        outside = probs.cumsum(dim=-1) - probs >= top_p  # mass before it already reaches top_p
+        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model: MiniDeepSeek, input_ids, max_new_tokens, temperature=0.0, top_k=None,
+             top_p=None, eos_token_id=None, generator=None, absorb=True):
+    """Continue input_ids (B, T); returns (B, T + n) with n <= max_new_tokens (fewer only
+    if every row has produced eos_token_id). absorb=False decodes with the naive path."""
+    _check_request(model, input_ids, max_new_tokens)
+    was_training = model.training
+    model.eval()
+    B, T = input_ids.shape
+    cache = model.new_cache(B, T + max_new_tokens)
+    logits = model(input_ids, cache=cache, absorb=False).logits[:, -1]  # prefill
+    tokens, done = [input_ids], torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    for step in range(max_new_tokens):
+        next_token = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
+        if eos_token_id is not None:
+            next_token = next_token.masked_fill(done, eos_token_id)
+            done |= next_token == eos_token_id
+        tokens.append(next_token[:, None])
+        if done.all() or step == max_new_tokens - 1:
+            break
+        logits = model(next_token[:, None], cache=cache, absorb=absorb).logits[:, -1]
+    model.train(was_training)
+    return torch.cat(tokens, dim=1)
+
+
+@dataclass
+class SpeculativeResult:
+    tokens: torch.Tensor  # (1, T + n): the prompt and the new tokens
+    drafted: int  # MTP guesses checked by the main model
+    accepted: int  # guesses the main model agreed with
+    main_passes: int  # forward passes of the main model, prefill included
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+
+@torch.no_grad()
+def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_token_id=None):
+    """Greedy decoding with the first MTP module drafting one token ahead (batch of one)."""
+    _check_request(model, input_ids, max_new_tokens)
+    if input_ids.shape[0] != 1:
+        raise ValueError(f"speculative decoding takes one sequence, got a batch of {input_ids.shape[0]}")
+    if not model.mtp:
+        raise ValueError("speculative decoding needs an MTP module (config.num_mtp_layers >= 1)")
+    was_training = model.training
+    model.eval()
+    T = input_ids.shape[1]
+    cache = model.new_cache(1, T + max_new_tokens)
+    mtp_cache = model.new_cache(1, T + max_new_tokens, mtp=True)
+
+    out = model(input_ids, cache=cache, absorb=False)
+    new = [int(out.logits[0, -1].argmax())]  # t_T
+    # MTP position i sees h_i and t_{i+1}; its output guesses t_{i+2}.
+    draft = _mtp_draft(model, mtp_cache, out.hidden, [*input_ids[0, 1:].tolist(), new[0]])
+    drafted = accepted = 0
+    main_passes = 1
+    while len(new) < max_new_tokens and new[-1] != eos_token_id:
+        # One pass over [last token, draft]: row 0 checks the draft, row 1 goes one further.
+        step = torch.tensor([[new[-1], draft]], device=input_ids.device)
+        out = model(step, cache=cache)
+        main_passes += 1
+        drafted += 1
+        best = out.logits[0].argmax(dim=-1).tolist()
+        if best[0] == draft:
+            accepted += 1
+            verified, hidden = [draft, best[1]], out.hidden
+        else:
+            verified, hidden = [best[0]], out.hidden[:, :1]
+            cache.crop(cache.length - 1)  # forget the rejected draft
+        draft = _mtp_draft(model, mtp_cache, hidden, verified)
+        new += verified
+    new = new[:max_new_tokens]
+    if eos_token_id in new:
+        new = new[: new.index(eos_token_id) + 1]
+    model.train(was_training)
+    tokens = torch.cat([input_ids, torch.tensor([new], device=input_ids.device)], dim=1)
+    return SpeculativeResult(tokens, drafted, accepted, main_passes)
+
+
+def _mtp_draft(model, mtp_cache, hidden, next_tokens) -> int:
+    """Run the first MTP module on new positions (hidden (1, n, H), the n tokens that
+    follow them) and return its greedy guess for the token after the last one."""
+    start, n = mtp_cache.length, hidden.shape[1]
+    cos, sin = model.rope_cos[start : start + n], model.rope_sin[start : start + n]
+    ids = torch.tensor([next_tokens], device=hidden.device)
+    _, logits, _ = model.mtp[0](hidden, ids, cos, sin, mtp_cache.layers[0], absorb=n == 1)
+    return int(logits[0, -1].argmax())

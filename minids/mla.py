@@ -1,0 +1,140 @@
+"""Multi-head Latent Attention (REFERENCE §1).
+
+Keys and values of all heads are compressed into one latent vector c (kv_lora_rank wide)
+per token; position enters through a small extra key k_rope shared by every head. The
+cache keeps only (c, k_rope): kv_lora_rank + qk_rope_head_dim numbers per token and layer.
+
+Two ways to attend, equal in exact arithmetic:
+- naive (training, prefill): up-project c into per-head keys and values, then ordinary
+  attention with F.scaled_dot_product_attention;
+- absorbed (decoding): fold W_UK into the query and W_UV after the weighted sum, so the
+  scores and the sum run directly over the cached latents and nothing is re-expanded.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minids.config import ModelConfig
+from minids.layers import RMSNorm
+from minids.rope import apply_rope
+
+LATENT_NORM_EPS = 1e-6  # the q and kv latent norms use 1e-6 in DeepSeek's and HF's code
+
+
+class LatentCache:
+    """One layer's decoding cache: the normalised latent c and the rotated rope key."""
+
+    def __init__(self, batch_size, max_len, kv_lora_rank, rope_dim, device=None, dtype=None):
+        self.latent = torch.zeros(batch_size, max_len, kv_lora_rank, device=device, dtype=dtype)
+        self.k_rope = torch.zeros(batch_size, max_len, rope_dim, device=device, dtype=dtype)
+        self.length = 0
+
+    def append(self, latent: torch.Tensor, k_rope: torch.Tensor):
+        """Store T new tokens; return everything cached so far, (B, S, ...) each."""
+        start, end = self.length, self.length + latent.shape[1]
+        if end > self.latent.shape[1]:
+            raise ValueError(f"cache holds {self.latent.shape[1]} tokens, asked to hold {end}")
+        self.latent[:, start:end] = latent
+        self.k_rope[:, start:end] = k_rope
+        self.length = end
+        return self.latent[:, :end], self.k_rope[:, :end]
+
+
+class KVCache:
+    """The caches of a stack of MLA layers, advanced and cropped together."""
+
+    def __init__(self, layers: list[LatentCache]):
+        self.layers = layers
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length if self.layers else 0
+
+    def crop(self, length: int):
+        """Forget every token from `length` on (used to reject speculative tokens)."""
+        for layer in self.layers:
+            layer.length = min(layer.length, length)
+
+    def nbytes_per_token(self) -> int:
+        return sum(c.latent[0, 0].nbytes + c.k_rope[0, 0].nbytes for c in self.layers)
+
+
+def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
+    """(T, S) bool: query i (the i-th of the last T positions) may see key j <= S - T + i."""
+    rows = torch.arange(n_queries, device=device)[:, None] + (n_keys - n_queries)
+    return torch.arange(n_keys, device=device)[None, :] <= rows
+
+
+class MLA(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        c = config
+        self.n_heads = c.num_attention_heads
+        self.q_lora_rank, self.kv_lora_rank = c.q_lora_rank, c.kv_lora_rank
+        self.nope_dim, self.rope_dim, self.v_dim = c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim
+        self.softmax_scale = c.softmax_scale
+        qk_dim = c.qk_head_dim
+        if c.q_lora_rank is None:
+            self.wq = nn.Linear(c.hidden_size, self.n_heads * qk_dim, bias=False)
+        else:
+            self.wq_a = nn.Linear(c.hidden_size, c.q_lora_rank, bias=False)  # W_DQ
+            self.q_norm = RMSNorm(c.q_lora_rank, LATENT_NORM_EPS)
+            self.wq_b = nn.Linear(c.q_lora_rank, self.n_heads * qk_dim, bias=False)  # W_UQ
+        # W_DKV and the rope key in one matrix: output [c (kv_lora_rank) | k_rope (rope_dim)].
+        self.wkv_a = nn.Linear(c.hidden_size, c.kv_lora_rank + c.qk_rope_head_dim, bias=False)
+        self.kv_norm = RMSNorm(c.kv_lora_rank, LATENT_NORM_EPS)
+        # W_UKV: per head, rows [W_UK (nope_dim) ; W_UV (v_dim)].
+        self.wkv_b = nn.Linear(c.kv_lora_rank, self.n_heads * (c.qk_nope_head_dim + c.v_head_dim),
+                               bias=False)
+        self.wo = nn.Linear(self.n_heads * c.v_head_dim, c.hidden_size, bias=False)
+
+    def forward(self, x, cos, sin, cache: LatentCache | None = None, absorb: bool = False):
+        """x (B, T, hidden); cos, sin (T, rope_dim/2) for the T new positions.
+        With a cache, the new tokens are appended and attend to everything cached."""
+        B, T, _ = x.shape
+        q = self.wq(x) if self.q_lora_rank is None else self.wq_b(self.q_norm(self.wq_a(x)))
+        q = q.view(B, T, self.n_heads, -1)  # (B, T, H, nope + rope)
+        q_nope, q_rope = q.split([self.nope_dim, self.rope_dim], dim=-1)
+        q_rope = apply_rope(q_rope, cos[:, None], sin[:, None])  # (B, T, H, rope)
+
+        latent, k_rope = self.wkv_a(x).split([self.kv_lora_rank, self.rope_dim], dim=-1)
+        latent = self.kv_norm(latent)  # (B, T, kv_lora_rank)
+        k_rope = apply_rope(k_rope, cos, sin)  # (B, T, rope): one key for all heads
+        if cache is not None:
+            latent, k_rope = cache.append(latent, k_rope)  # (B, S, ...), S >= T
+
+        attend = self.attend_absorbed if absorb else self.attend_naive
+        out = attend(q_nope, q_rope, latent, k_rope)  # (B, T, H, v_dim)
+        return self.wo(out.flatten(2))
+
+    def up_projections(self):
+        """W_UK (H, nope, kv_lora_rank) and W_UV (H, v_dim, kv_lora_rank), views of wkv_b."""
+        w = self.wkv_b.weight.view(self.n_heads, self.nope_dim + self.v_dim, self.kv_lora_rank)
+        return w[:, : self.nope_dim], w[:, self.nope_dim :]
+
+    def attend_naive(self, q_nope, q_rope, latent, k_rope):
+        B, T, H, _ = q_nope.shape
+        S = latent.shape[1]
+        kv = self.wkv_b(latent).view(B, S, H, self.nope_dim + self.v_dim)
+        k_nope, v = kv.split([self.nope_dim, self.v_dim], dim=-1)
+        k = torch.cat([k_nope, k_rope[:, :, None].expand(B, S, H, self.rope_dim)], dim=-1)
+        q = torch.cat([q_nope, q_rope], dim=-1)  # (B, T, H, nope + rope)
+        mask = None if T in (1, S) else causal_mask(T, S, q.device)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, H, T|S, dim)
+            attn_mask=mask, is_causal=(T == S and T > 1), scale=self.softmax_scale,
+        )
+        return out.transpose(1, 2)  # (B, T, H, v_dim)
+
+    def attend_absorbed(self, q_nope, q_rope, latent, k_rope):
+        T, S = q_nope.shape[1], latent.shape[1]
+        w_uk, w_uv = self.up_projections()
+        q_latent = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, kv_lora_rank)
+        scores = (torch.einsum("bthc,bsc->bhts", q_latent, latent)
+                  + torch.einsum("bthr,bsr->bhts", q_rope, k_rope)) * self.softmax_scale
+        if T > 1:
+            scores = scores.masked_fill(~causal_mask(T, S, scores.device), float("-inf"))
+        probs = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+        out_latent = torch.einsum("bhts,bsc->bthc", probs.type_as(latent), latent)
+        return torch.einsum("bthc,hvc->bthv", out_latent, w_uv)  # (B, T, H, v_dim)

@@ -1,0 +1,160 @@
+"""The mini DeepSeek-V3: embedding, pre-norm blocks of MLA + (dense FFN or DeepSeekMoE),
+a final norm, the output head, and D Multi-Token Prediction modules for training.
+
+Training loss = main next-token loss + (lambda / D) * sum of MTP losses
+              + sum over MoE layers of the sequence-wise balance loss.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minids.config import ModelConfig
+from minids.layers import MLP, RMSNorm
+from minids.mla import MLA, KVCache, LatentCache
+from minids.moe import DeepSeekMoE, Experts, Router
+from minids.mtp import MTPModule
+from minids.rope import inv_freq_for, rope_cos_sin
+
+IGNORE_INDEX = -100  # targets with this value add nothing to the loss (e.g. SFT prompts)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer_id: int):
+        super().__init__()
+        H = config.hidden_size
+        self.attn_norm = RMSNorm(H, config.rms_norm_eps)
+        self.attn = MLA(config)
+        self.ffn_norm = RMSNorm(H, config.rms_norm_eps)
+        self.is_moe = config.is_moe_layer(layer_id)
+        self.ffn = DeepSeekMoE(config) if self.is_moe else MLP(H, config.intermediate_size)
+
+    def forward(self, x, cos, sin, cache=None, absorb=False):
+        """x (B, T, H) -> (x (B, T, H), this block's balance loss: 0 for a dense block)."""
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache, absorb)
+        h = self.ffn_norm(x)
+        if self.is_moe:
+            out, balance = self.ffn(h)
+        else:
+            out, balance = self.ffn(h), x.new_zeros(())
+        return x + out, balance
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, T, vocab)
+    hidden: torch.Tensor  # (B, T, H): the final normalised hidden state (h^0 of MTP)
+    loss: torch.Tensor | None = None  # main_loss + mtp_loss + balance_loss
+    main_loss: torch.Tensor | None = None
+    mtp_loss: torch.Tensor | None = None
+    balance_loss: torch.Tensor | None = None
+
+
+class MiniDeepSeek(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.layers = nn.ModuleList(Block(c, i) for i in range(c.num_hidden_layers))
+        self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
+        self.head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+        self.mtp = nn.ModuleList(
+            MTPModule(c, Block(c, c.num_hidden_layers + k), self.embed, self.head)
+            for k in range(c.num_mtp_layers)
+        )
+        cos, sin = rope_cos_sin(c.max_position_embeddings,
+                                inv_freq_for(c.qk_rope_head_dim, c.rope_theta, c.rope_scaling))
+        self.register_buffer("rope_cos", cos, persistent=False)  # (max_positions, rope_dim/2)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Every matrix ~ N(0, initializer_range); norms 1; routing biases 0."""
+        for p in self.parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=self.config.initializer_range)
+            else:
+                nn.init.ones_(p)
+        for router in self.routers():
+            router.bias.zero_()
+
+    def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None):
+        """input_ids (B, T). With a cache the tokens continue the cached ones and attention
+        runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens."""
+        B, T = input_ids.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.max_position_embeddings:
+            raise ValueError(f"{start + T} positions exceed the context of "
+                             f"{self.config.max_position_embeddings} (max_position_embeddings)")
+        absorb = cache is not None if absorb is None else absorb
+        cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+
+        x = self.embed(input_ids)  # (B, T, H)
+        balance = []
+        for i, layer in enumerate(self.layers):
+            x, layer_balance = layer(x, cos, sin, cache.layers[i] if cache else None, absorb)
+            balance.append(layer_balance)
+        hidden = self.norm(x)
+        logits = self.head(hidden)
+        if targets is None:
+            return ModelOutput(logits=logits, hidden=hidden)
+
+        main_loss = cross_entropy(logits, targets)
+        mtp_losses, h = [], hidden
+        for k, module in enumerate(self.mtp, start=1):
+            if T - k < 1:
+                break
+            # Position i (< T - k) sees h^{k-1}_i and t_{i+k}, and predicts t_{i+k+1}.
+            h, mtp_logits, layer_balance = module(h[:, :-1], input_ids[:, k:], cos[: T - k], sin[: T - k])
+            mtp_losses.append(cross_entropy(mtp_logits, targets[:, k:]))
+            balance.append(layer_balance)
+        mtp_loss = (self.config.mtp_loss_weight / len(self.mtp) * sum(mtp_losses)
+                    if mtp_losses else hidden.new_zeros(()))
+        balance_loss = sum(balance, hidden.new_zeros(()))
+        return ModelOutput(
+            logits=logits, hidden=hidden, loss=main_loss + mtp_loss + balance_loss,
+            main_loss=main_loss, mtp_loss=mtp_loss, balance_loss=balance_loss,
+        )
+
+    def new_cache(self, batch_size: int, max_len: int | None = None, mtp: bool = False) -> KVCache:
+        """An empty latent cache for the main layers (or, with mtp=True, the MTP blocks)."""
+        c = self.config
+        blocks = [m.block for m in self.mtp] if mtp else self.layers
+        ref = self.embed.weight
+        return KVCache([
+            LatentCache(batch_size, max_len or c.max_position_embeddings, c.kv_lora_rank,
+                        c.qk_rope_head_dim, device=ref.device, dtype=ref.dtype)
+            for _ in blocks
+        ])
+
+    def routers(self, mtp: bool = True) -> list[Router]:
+        modules = self.modules() if mtp else self.layers.modules()
+        return [m for m in modules if isinstance(m, Router)]
+
+    def update_router_biases(self, gamma: float | None = None) -> list[torch.Tensor]:
+        """Apply the sign rule in every MoE layer (call once per optimizer step).
+        Returns each router's load over the step, for logging (e.g. MaxVio)."""
+        gamma = self.config.bias_update_speed if gamma is None else gamma
+        return [router.update_bias(gamma) for router in self.routers()]
+
+    def num_params(self, active: bool = False, mtp: bool = False) -> int:
+        """Parameters of the main model (plus the MTP modules if mtp=True). active=True
+        counts what one token uses: only num_experts_per_tok of the routed experts."""
+        total = sum(p.numel() for name, p in self.named_parameters()
+                    if mtp or not name.startswith("mtp."))
+        if active:
+            c = self.config
+            modules = self.modules() if mtp else self.layers.modules()
+            for experts in (m for m in modules if isinstance(m, Experts)):
+                per_expert = sum(p[0].numel() for p in experts.parameters())
+                total -= (c.n_routed_experts - c.num_experts_per_tok) * per_expert
+        return total
+
+
+def cross_entropy(logits, targets):
+    """Mean next-token loss, in at least fp32, over the targets that are not IGNORE_INDEX."""
+    logits = logits.flatten(0, 1).to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE_INDEX)
