@@ -1,0 +1,152 @@
+"""The GRPO objective (REFERENCE §7; DeepSeekMath §4), as small functions on tensors.
+
+For each prompt the policy samples a group of G answers; a rule scores each one. An answer's
+advantage is its reward standardised within its group, so no value network is needed:
+
+    A_i = (r_i - mean(r)) / (std(r) + 1e-4)
+
+Every token of answer i is pushed by A_i through PPO's clipped ratio rho = pi / pi_old,
+and held near a frozen reference policy by the k3 estimate of KL(pi || pi_ref):
+
+    k3 = pi_ref / pi - log(pi_ref / pi) - 1  >= 0
+
+Loss per token: -(min(rho A, clip(rho, 1 - eps, 1 + eps) A) - beta k3); averaged over each
+answer's tokens, then over answers (TRL's loss_type="grpo").
+"""
+
+import copy
+import random
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from minids.data import extract_answer, math_item
+from minids.generate import generate
+from minids.model import MiniDeepSeek
+from minids.sft import save_run
+from minids.tokenizer import Tokenizer
+from minids.train import append_log, make_optimizer, optimizer_step, set_lr
+
+
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """rewards (n_prompts, G) -> advantages (n_prompts, G), zero-mean in each group.
+    The std has Bessel's correction, as TRL's; a group of equal rewards gets 0."""
+    mean = rewards.mean(dim=1, keepdim=True)
+    std = rewards.std(dim=1, keepdim=True)
+    return (rewards - mean) / (std + eps)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(pi || pi_ref) from log-probs of the sampled tokens."""
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def grpo_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps=0.2, beta=0.04):
+    """logp, old_logp, ref_logp, mask (N, T) over the answer tokens; advantages (N,).
+    Returns (loss, per-token KL averaged like the loss) as scalars."""
+    ratio = torch.exp(logp - old_logp)
+    A = advantages[:, None]
+    surrogate = torch.minimum(ratio * A, ratio.clamp(1 - clip_eps, 1 + clip_eps) * A)
+    kl = k3_kl(logp, ref_logp)
+    per_token = -(surrogate - beta * kl)
+    mask = mask.to(logp.dtype)
+    lengths = mask.sum(dim=1).clamp(min=1)
+    loss = ((per_token * mask).sum(dim=1) / lengths).mean()
+    mean_kl = ((kl * mask).sum(dim=1) / lengths).mean()
+    return loss, mean_kl.detach()
+
+
+# The training loop: sample groups, score them by rule, update the policy.
+
+@dataclass
+class GRPOConfig:
+    steps: int = 60
+    prompts_per_step: int = 8
+    group_size: int = 8  # G answers per prompt
+    max_new_tokens: int = 40
+    temperature: float = 1.0
+    lr: float = 1e-4
+    beta: float = 0.04  # KL weight (DeepSeekMath)
+    clip_eps: float = 0.2
+    format_reward: float = 0.1
+    grad_clip: float = 1.0
+    eval_problems: int = 200
+    seed: int = 0
+    progress: bool = True
+
+
+def reward(reply: str, answer: int, format_reward: float = 0.1) -> float:
+    """1 for the exact final answer, plus format_reward when the reply ends with a number
+    (it finished its line of working): a rule anyone can check, no reward model."""
+    final = extract_answer(reply)
+    ends_with_number = bool(reply.strip()) and reply.strip()[-1].isdigit()
+    return float(final == str(answer)) + format_reward * ends_with_number
+
+
+def sample_group(model, tokenizer, question, config: GRPOConfig, generator):
+    """G sampled replies to one question: the prompt ids (P,), the completions (G, T)
+    padded after <|eos|>, and the answer-token mask (G, T) that includes the <|eos|>."""
+    device = model.embed.weight.device
+    prompt = torch.tensor(tokenizer.chat_prompt(question), device=device)
+    ids = prompt.repeat(config.group_size, 1)  # (G, P)
+    out = generate(model, ids, config.max_new_tokens, temperature=config.temperature,
+                   eos_token_id=tokenizer.eos_id, generator=generator)
+    completions = out[:, len(prompt):]  # (G, T)
+    is_eos = completions == tokenizer.eos_id
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first eos
+    return prompt, completions, ~after_eos
+
+
+def completion_logprobs(model, prompt, completions):
+    """Log-probabilities (G, T) of each completion token given the prompt and the tokens
+    before it."""
+    G, P = completions.shape[0], prompt.shape[0]
+    ids = torch.cat([prompt.repeat(G, 1), completions], dim=1)  # (G, P + T)
+    logits = model(ids).logits[:, P - 1 : -1].float()  # the predictions of the completions
+    return torch.log_softmax(logits, dim=-1).gather(-1, completions[..., None]).squeeze(-1)
+
+
+def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=None):
+    """Improve model in place on training math problems (one policy update per sampled
+    batch, so pi_old is the policy that sampled); the frozen reference is the model as it
+    was at the start. With out_dir, log reward / accuracy / KL and save the result."""
+    rng = random.Random(f"minids/grpo/{config.seed}")
+    generator = torch.Generator(device=model.embed.weight.device).manual_seed(config.seed)
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = make_optimizer(model, weight_decay=0.0)
+    set_lr(optimizer, config.lr)
+    for step in tqdm(range(config.steps), desc="grpo", disable=not config.progress):
+        problems = [math_item(rng) for _ in range(config.prompts_per_step)]
+        model.eval()  # sampling: no router load counting, no dropout
+        groups, rewards = [], []
+        for problem in problems:
+            prompt, completions, mask = sample_group(model, tokenizer, problem.question, config, generator)
+            replies = [tokenizer.decode(c[m].tolist(), skip_special_tokens=True)
+                       for c, m in zip(completions, mask)]
+            rewards.append([reward(r, problem.answer, config.format_reward) for r in replies])
+            groups.append((prompt, completions, mask))
+        rewards = torch.tensor(rewards)  # (prompts, G)
+        advantages = group_advantages(rewards)
+
+        model.train()
+        total_kl = 0.0
+        for (prompt, completions, mask), group_advantage in zip(groups, advantages):
+            logp = completion_logprobs(model, prompt, completions)
+            with torch.no_grad():
+                ref_logp = completion_logprobs(reference, prompt, completions)
+            loss, kl = grpo_loss(logp, logp.detach(), ref_logp, group_advantage.to(logp.device),
+                                 mask, config.clip_eps, config.beta)
+            (loss / len(groups)).backward()
+            total_kl += kl.item() / len(groups)
+        grad_norm, maxvio = optimizer_step(model, optimizer, config.grad_clip)
+        if out_dir is not None:
+            correct = (rewards >= 1).float().mean().item()
+            append_log(out_dir, {"step": step + 1, "reward": rewards.mean().item(),
+                                 "accuracy": correct, "kl": total_kl, "grad_norm": grad_norm,
+                                 "maxvio": maxvio})
+    model.eval()
+    if out_dir is not None:
+        save_run(model, tokenizer, out_dir, config.steps, config.eval_problems)
+    return model

@@ -1,0 +1,311 @@
+"""Pretraining (REFERENCE §3, §4, §8): AdamW, the V3 learning-rate shape, gradient clipping,
+MTP and balance losses, the routing-bias update after every optimizer step, evaluation,
+a JSONL log, checkpoints and exact resume. Runs on one device, or on several processes
+under `torchrun` with DistributedDataParallel.
+
+A run folder holds the model checkpoint (`model.safetensors`, `config.json`), the training
+state needed to resume (`train_state.safetensors`, `train_state.json`) and `log.jsonl`.
+Nothing in it is pickled.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from minids import checkpoint
+from minids.config import ModelConfig
+from minids.data import Batches
+from minids.fp8 import convert_to_fp8
+from minids.model import MiniDeepSeek
+from minids.moe import max_violation
+from minids.schedule import LRSchedule
+
+STATE_TENSORS, STATE_JSON, LOG_FILE = "train_state.safetensors", "train_state.json", "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16  # sequences per optimizer step, over all processes
+    grad_accum: int = 1  # micro-batches per optimizer step (per process)
+    max_lr: float = 3e-3
+    warmup_steps: int = 50
+    decay_fraction: float = 0.3  # the last 30 % of the steps decay the LR by cosine
+    final_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_batches: int = 8
+    checkpoint_every: int = 250
+    seed: int = 0
+    fp8: bool = False
+    progress: bool = True  # the tqdm bar
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        positive = ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
+                    "checkpoint_every")
+        for name in positive:
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"TrainConfig: grad_accum ({self.grad_accum}) must divide "
+                             f"batch_size ({self.batch_size})")
+        if not 0 <= self.decay_fraction <= 1:
+            raise ValueError(f"TrainConfig: decay_fraction must be in [0, 1], got {self.decay_fraction}")
+
+    def schedule(self) -> LRSchedule:
+        decay = round(self.steps * self.decay_fraction)
+        warmup = min(self.warmup_steps, self.steps - decay)
+        return LRSchedule(self.max_lr, warmup, self.steps - decay - warmup, decay, self.final_lr_ratio)
+
+
+# The run each model preset is trained with by `python -m minids train --preset NAME`.
+TRAIN_PRESETS = {
+    "tiny": dict(steps=200, batch_size=8, max_lr=3e-3, warmup_steps=20, eval_every=50,
+                 checkpoint_every=100),
+    "book": dict(steps=600, batch_size=16, max_lr=3e-3, warmup_steps=50, eval_every=100,
+                 checkpoint_every=100),
+    "small": dict(steps=5000, batch_size=64, max_lr=2e-3, warmup_steps=200, eval_every=250,
+                  checkpoint_every=500),
+}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def make_optimizer(model: MiniDeepSeek, weight_decay=0.1, betas=(0.9, 0.95)) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norm weights)."""
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": matrices, "weight_decay": weight_decay},
+              {"params": vectors, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=0.0, betas=betas)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def optimizer_step(model: MiniDeepSeek, optimizer, grad_clip: float, all_reduce_loads=False):
+    """Clip, step, clear the gradients, then the sign-rule update of every routing bias
+    over the step's tokens (summed over processes first if all_reduce_loads).
+    Returns (gradient norm before clipping, mean MaxVio of the step's routers)."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if all_reduce_loads:
+        for router in model.routers():
+            dist.all_reduce(router.load)
+    loads = model.update_router_biases()
+    return float(grad_norm), _mean([max_violation(load) for load in loads])
+
+
+class Trainer:
+    """Holds a run's state. `Trainer(...).run()` trains to config.steps, resuming from
+    out_dir if it already holds a training state and resume=True."""
+
+    def __init__(self, model_config: ModelConfig, config: TrainConfig, train_tokens, val_tokens,
+                 out_dir, device="auto", resume=False):
+        self.config, self.out_dir = config, Path(out_dir)
+        self.rank, self.world_size = _distributed_rank_and_size()
+        if config.batch_size % (config.grad_accum * self.world_size):
+            raise ValueError(f"batch_size {config.batch_size} must split evenly over "
+                             f"{self.world_size} processes x {config.grad_accum} micro-batches")
+        self.device = resolve_device(device)
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        _seed_everything(config.seed)
+        self.model = MiniDeepSeek(model_config).to(self.device)
+        if config.fp8:
+            convert_to_fp8(self.model)
+        self.optimizer = make_optimizer(self.model, config.weight_decay, config.betas)
+        self.schedule = config.schedule()
+        self.batches = Batches(train_tokens, config.batch_size, seed=config.seed,
+                               rank=self.rank, world_size=self.world_size)
+        self.val_tokens = val_tokens
+        self.step = 0
+        if resume and (self.out_dir / STATE_JSON).exists():
+            self.load_state()
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model)
+                    if self.world_size > 1 else None)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def run(self, until_step: int | None = None) -> MiniDeepSeek:
+        """Train to config.steps, or stop (and save) after until_step steps."""
+        c = self.config
+        stop = c.steps if until_step is None else min(until_step, c.steps)
+        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and self.is_main),
+                   desc="train")
+        while self.step < stop:
+            record = self.train_step()
+            self.step += 1
+            if self.step % c.eval_every == 0 or self.step == c.steps:
+                record.update(self.evaluate())
+            if self.is_main:
+                self.log(record)
+            if self.step % c.checkpoint_every == 0 or self.step == stop:
+                self.save_state()
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['main_loss']:.3f}", lr=f"{record['lr']:.1e}")
+        bar.close()
+        return self.model
+
+    def train_step(self) -> dict:
+        c, model = self.config, self.ddp or self.model
+        model.train()
+        lr = self.schedule(self.step)
+        set_lr(self.optimizer, lr)
+        start = time.perf_counter()
+        inputs, targets = self.batches.next_batch()  # this process's share of the step
+        parts = {"loss": 0.0, "main_loss": 0.0, "mtp_loss": 0.0, "balance_loss": 0.0}
+        for micro, (x, y) in enumerate(zip(inputs.chunk(c.grad_accum), targets.chunk(c.grad_accum))):
+            last = micro == c.grad_accum - 1
+            sync = nullcontext() if last or self.ddp is None else self.ddp.no_sync()
+            with sync:
+                out = model(x.to(self.device), y.to(self.device))
+                (out.loss / c.grad_accum).backward()
+            for name in parts:
+                parts[name] += getattr(out, name).item() / c.grad_accum
+        grad_norm, maxvio = optimizer_step(self.model, self.optimizer, c.grad_clip,
+                                           all_reduce_loads=self.world_size > 1)
+        elapsed = time.perf_counter() - start
+        tokens = inputs.numel() * self.world_size
+        return {"step": self.step + 1, **_mean_over_processes(parts), "lr": lr,
+                "grad_norm": grad_norm, "maxvio": maxvio, "tokens_per_s": tokens / elapsed}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Mean main loss on the first eval_batches validation batches, and MaxVio over
+        all of their tokens (MaxVio_global of the main layers)."""
+        self.model.eval()
+        losses, loads = [], None
+        batch = self.config.batch_size // self.world_size
+        shard = self.val_tokens[self.rank :: self.world_size]
+        for i in range(min(self.config.eval_batches, max(1, len(shard) // batch))):
+            chunk = shard[i * batch : (i + 1) * batch].to(self.device)
+            out = self.model(chunk[:, :-1], chunk[:, 1:])
+            losses.append(out.main_loss.item())
+            step_loads = torch.stack([r.last_load for r in self.model.routers(mtp=False)])
+            loads = step_loads if loads is None else loads + step_loads
+        result = _mean_over_processes({"val_loss": _mean(losses)})
+        if loads is not None:
+            result["val_maxvio"] = _mean([max_violation(l) for l in loads])
+        return result
+
+    def log(self, record: dict):
+        append_log(self.out_dir, record)
+
+    # Saving and resuming: everything a resumed run needs to continue bit for bit.
+    def save_state(self):
+        if not self.is_main:
+            return
+        checkpoint.save(self.model, self.out_dir)
+        tensors = {"rng.torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+        for index, state in self.optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+        save_file(tensors, str(self.out_dir / STATE_TENSORS))
+        meta = {"step": self.step, "train_config": dataclasses.asdict(self.config),
+                "batches": self.batches.state_dict(), "python_random": random.getstate()}
+        (self.out_dir / STATE_JSON).write_text(json.dumps(meta, indent=1))
+
+    def load_state(self):
+        meta = json.loads((self.out_dir / STATE_JSON).read_text())
+        saved = checkpoint.load(self.out_dir, device=self.device)
+        if saved.config != self.model.config:
+            raise ValueError(f"{self.out_dir} was trained with a different model config")
+        self.model.load_state_dict(saved.state_dict())
+        tensors = load_file(str(self.out_dir / STATE_TENSORS))
+        optim_state = self.optimizer.state_dict()
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, index, key = name.split(".", 2)
+                optim_state["state"].setdefault(int(index), {})[key] = value.to(self.device)
+        for index, state in optim_state["state"].items():
+            state["step"] = state["step"].cpu()  # AdamW keeps its step counter on the CPU
+        self.optimizer.load_state_dict(optim_state)
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        version, internal, gauss = meta["python_random"]  # JSON turned the tuples into lists
+        random.setstate((version, tuple(internal), gauss))
+        self.batches.load_state_dict(meta["batches"])
+        self.step = meta["step"]
+
+
+def train(model_config, train_config, train_tokens, val_tokens, out_dir, device="auto",
+          resume=False) -> MiniDeepSeek:
+    return Trainer(model_config, train_config, train_tokens, val_tokens, out_dir, device,
+                   resume).run()
+
+
+def append_log(out_dir, record: dict):
+    """Add one JSON line to out_dir/log.jsonl (floats rounded to 6 digits)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(out_dir) / LOG_FILE, "a") as f:
+        f.write(json.dumps({k: _rounded(v) for k, v in record.items()}) + "\n")
+
+
+def read_log(out_dir) -> list[dict]:
+    path = Path(out_dir) / LOG_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _distributed_rank_and_size():
+    if "RANK" not in os.environ:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _mean_over_processes(values: dict) -> dict:
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(list(values.values()), dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return dict(zip(values, (tensor / dist.get_world_size()).tolist()))
+
+
+def _seed_everything(seed: int):
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _rounded(value):
+    return round(value, 6) if isinstance(value, float) and math.isfinite(value) else value

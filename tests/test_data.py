@@ -1,0 +1,329 @@
+import contextlib
+import io
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from minids import data
+from minids.data import Batches, MathItem
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return data.generate_corpus(seed=0)  # the full 10 MB corpus, about 2 s
+
+
+# Generators.
+
+@pytest.mark.parametrize("name", list(data.GENERATORS))
+def test_generators_repeat_with_a_seed_and_change_with_another(name):
+    make = data.GENERATORS[name]
+    first = [make(random.Random(1)) for _ in range(3)]
+    assert first == [make(random.Random(1)) for _ in range(3)]
+    assert make(random.Random(1)) != make(random.Random(2))
+
+
+def test_regenerated_corpus_matches_the_committed_manifest(corpus):
+    committed = json.loads((DATA / "corpus" / "MANIFEST.json").read_text())
+    files = data._corpus_files(corpus)
+    assert data._manifest(corpus, files, seed=0) == committed
+
+
+def test_mixture_is_70_15_10_5_percent_of_characters_with_2_percent_validation(corpus):
+    chars = {name: sum(len(t) for split in parts.values() for t in split)
+             for name, parts in corpus.items()}
+    total = sum(chars.values())
+    assert 8e6 <= total <= 12e6
+    for name, share in {"stories": 0.70, "math": 0.15, "code": 0.10, "passkey": 0.05}.items():
+        assert chars[name] / total == pytest.approx(share, abs=0.01), name
+        val, train = len(corpus[name]["val"]), len(corpus[name]["train"])
+        assert val == pytest.approx((val + train) / data.VAL_EVERY, abs=1)
+        assert not set(corpus[name]["val"]) & set(corpus[name]["train"])
+
+
+def test_smaller_budget_gives_a_prefix_of_the_same_documents(corpus):
+    small = data.generate_part("stories", seed=0, chars=50_000)
+    assert small["train"] == corpus["stories"]["train"][:len(small["train"])]
+
+
+# Stories.
+
+def test_stories_are_80_to_250_words_of_clean_text(corpus):
+    stories = corpus["stories"]["train"]
+    words = [len(s.split()) for s in stories]
+    assert min(words) >= 80 and max(words) <= 250
+    text = "\n".join(stories)
+    for leftover in "{}[]|^?\t":  # template syntax must never leak into a story
+        if leftover == "?":
+            assert not re.search(r"(^|[.!] )\?", text, re.MULTILINE)
+        else:
+            assert leftover not in text, leftover
+    assert not re.search(r"\. [a-z]", text)  # a sentence never starts in lower case
+    assert not re.search(r"\ba [aeiou]", text.replace("a uni", "")), "a/an agreement"
+    assert "  " not in text and " ," not in text and " ." not in text
+
+
+def test_stories_have_dialogue_and_variety(corpus):
+    stories = corpus["stories"]["train"][:2000]
+    assert sum('"' in s for s in stories) / len(stories) > 0.9
+    for s in stories:
+        for paragraph in s.split("\n\n"):
+            assert paragraph.count('"') % 2 == 0, paragraph  # quotation marks close
+    heroes = Counter(re.search(r"(?:named|called) ([A-Z][a-z]+)", s).group(1)
+                     for s in stories if re.search(r"(?:named|called) ([A-Z][a-z]+)", s))
+    assert len(heroes) > 200
+    openings = Counter(s.split("\n\n")[0][:60] for s in stories)
+    assert openings.most_common(1)[0][1] < 5
+
+
+def test_pronouns_agree_with_the_character():
+    rng = random.Random(3)
+    for _ in range(200):
+        text, context = data._story(rng, None, 80, 250)
+        hero, friend = context["hero"], context["friend"]
+        if hero.gender == friend.gender == context["adult"].gender:
+            other = {"f": (" he ", " him ", " his "), "m": (" she ", " her ")}[hero.gender]
+            padded = " " + re.sub(r"[^\w ]", " ", text) + " "
+            assert not any(p in padded.replace(" He ", " he ").replace(" She ", " she ")
+                           for p in other), text
+
+
+# Math.
+
+WORDS = {"plus": "+", "minus": "-", "times": "×", "sum": "+", "product": "×", "Add": "+",
+         "Multiply": "×", "Subtract": "-", "Take": "-"}
+STEP = re.compile(r"^(\d+) ([+×-]) (\d+) = (\d+)$")
+
+
+def expression_of(question: str, answer_line: str) -> tuple[str, int]:
+    """Recompute a problem from its text alone: (canonical expression, answer)."""
+    if "=" in answer_line:  # worked steps: each correct, each using the previous result
+        value, expression = None, ""
+        for step in answer_line.split(", "):
+            a, op, b, result = STEP.match(step).groups()
+            a, b, result = int(a), int(b), int(result)
+            assert result == data.OPS[op](a, b), step
+            assert value is None or a == value, answer_line
+            expression += (str(a) if value is None else "") + {"×": "*"}.get(op, op) + str(b)
+            value = result
+        return expression, value
+    a, b = map(int, re.findall(r"\d+", question))
+    ops = re.findall(r"[+×-]", question) or [WORDS[w] for w in re.findall(r"\w+", question) if w in WORDS]
+    if question.startswith(("Subtract", "Take")):
+        a, b = b, a  # "Subtract 5 from 12" is 12 - 5
+    return f"{a}{ {'×': '*'}.get(ops[0], ops[0]) }{b}", data.OPS[ops[0]](a, b)
+
+
+def math_documents(corpus, split="train"):
+    for document in corpus["math"][split]:
+        question, answer = document.split("\n")
+        assert question.startswith("Question: ") and answer.startswith("Answer: ")
+        yield question[len("Question: "):], answer[len("Answer: "):]
+
+
+def test_math_answers_recompute_from_the_question_and_working(corpus):
+    for question, answer_line in math_documents(corpus):
+        expression, value = expression_of(question, answer_line)
+        assert extract_int(answer_line) == value
+        assert Counter(re.findall(r"\d+", expression)) <= Counter(re.findall(r"\d+", question)) \
+            or "legs" in question, question  # the legs problem states "4 legs" itself
+        assert eval(expression) == value >= 0  # left to right == operator precedence here
+
+
+def extract_int(text):
+    return int(data.extract_answer(text))
+
+
+def test_math_item_fields_agree():
+    rng = random.Random(0)
+    for _ in range(2000):
+        item = data.math_item(rng)
+        assert eval(item.expression) == item.answer
+        assert data.extract_answer(item.solution) == str(item.answer)
+        assert item.solution.split()[-1] == str(item.answer)
+    assert data.math_problem(random.Random(5)) == data.math_problem(random.Random(5))
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("85", "85"), (" 12 + 7 = 19", "19"), ("12 + 7 = 19, 19 - 5 = 14<|eos|>", "14"),
+    (" 85\nQuestion: What is 5 + 6?\nAnswer: 11", "85"), ("Answer: 1,234", "1234"),
+    ("Question: What is 2 + 2?\nAnswer: 4\nQuestion: 9", "4"), ("The answer is 42.", "42"),
+    ("3 - 5 = -2", "-2"), ("<|bos|><|user|>What is 3 + 4?<|assistant|>7<|eos|>", "7"),
+    ("I do not know", None), ("", None), ("007", "7"),
+])
+def test_extract_answer_reads_typical_outputs(output, expected):
+    assert data.extract_answer(output) == expected
+
+
+def test_math_eval_set_is_disjoint_from_all_training_math(corpus):
+    problems = data.math_eval_set(seed=0, n=300)
+    assert len({p.question for p in problems}) == 300
+    assert all(isinstance(p, MathItem) and data.is_held_out(p) for p in problems)
+    assert data.math_eval_set(seed=0, n=300) == problems
+    held_out = {p.expression for p in problems}
+    training = [expression_of(q, a)[0] for split in data.SPLITS for q, a in math_documents(corpus, split)]
+    assert not held_out & set(training)
+    chat = {q for q, _ in data.chat_examples(random.Random(0), 2000)}
+    assert not {p.question for p in problems} & chat
+
+
+# Code.
+
+def test_code_outputs_equal_running_the_programs(corpus):
+    samples = corpus["code"]["train"] + corpus["code"]["val"]
+    assert len(samples) > 5000
+    for sample in samples:
+        source, stated = sample.split(data.OUTPUT_MARK)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(source, {})  # plain Python, not the generator's restricted runner
+        printed = out.getvalue().rstrip("\n").split("\n")
+        assert stated == "\n".join(f"# {line}" if line else "#" for line in printed), sample
+
+
+def test_programs_cover_every_template_and_cannot_import():
+    rng = random.Random(0)
+    for make in data.PROGRAMS:
+        assert data.run_program(make(rng))
+    with pytest.raises(ImportError):
+        data.run_program("import os")
+
+
+# Passkey.
+
+def test_passkey_document_hides_one_key_at_a_random_depth():
+    depths = []
+    for seed in range(20):
+        text, key = data.passkey_document(random.Random(seed), 50)
+        assert re.fullmatch(r"\d{5}", key)
+        assert text.count(key) == 2 and text.endswith(f"{data.PASSKEY_QUESTION} {key}.")
+        assert f"The pass key is {key}. Remember it." in text
+        depths.append(text.index(key) / len(text))
+    assert min(depths) < 0.25 and max(depths) > 0.75
+
+
+# Packing.
+
+def test_pack_rows_are_seq_len_plus_one_and_lose_only_the_tail():
+    rng = random.Random(0)
+    docs = [[rng.randint(10, 99) for _ in range(rng.randint(1, 40))] for _ in range(50)]
+    seq_len, eos, bos = 16, 1, 0
+    rows = data.pack(docs, seq_len, eos_id=eos, bos_id=bos)
+    stream = [t for d in docs for t in [bos, *d, eos]]
+    assert rows.dtype == torch.long and rows.shape == ((len(stream) - 1) // seq_len, seq_len + 1)
+    assert torch.equal(rows[:-1, -1], rows[1:, 0])  # consecutive rows share one token
+    kept = data.stream_from_rows(rows)
+    assert kept.tolist() == stream[:len(kept)] and len(stream) - len(kept) < seq_len
+    assert (kept == eos).sum() >= len(docs) - 1 and (kept == bos).sum() >= len(docs) - 1
+    without_bos = data.pack(docs, seq_len, eos_id=eos)
+    assert (without_bos == bos).sum() == 0
+
+
+def test_saved_tokens_load_back_and_recut_to_another_length(tmp_path):
+    rows = data.rows_from_stream(torch.arange(1000) % 4096, 16)
+    data.save_tokens(rows, tmp_path / "tokens" / "train.npy")
+    assert torch.equal(data.load_tokens(tmp_path, "train"), rows)
+    longer = data.load_tokens(tmp_path, "train", seq_len=64)
+    assert longer.shape == (999 // 64, 65)
+    assert torch.equal(longer.reshape(-1)[:65], torch.arange(65))
+    with pytest.raises(FileNotFoundError, match="python -m minids data"):
+        data.load_tokens(tmp_path, "val")
+
+
+# Batches.
+
+def rows(n=40, length=9):
+    return torch.arange(n * length).reshape(n, length)
+
+
+def test_batches_targets_are_inputs_shifted_by_one():
+    x, y = next(Batches(rows(), batch_size=4))
+    assert x.shape == y.shape == (4, 8) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_batches_same_seed_same_order_other_seed_other_order():
+    take = lambda b: [b.next_batch()[0] for _ in range(5)]  # noqa: E731
+    first = take(Batches(rows(), 4, seed=1))
+    assert all(torch.equal(a, b) for a, b in zip(first, take(Batches(rows(), 4, seed=1))))
+    assert not all(torch.equal(a, b) for a, b in zip(first, take(Batches(rows(), 4, seed=2))))
+
+
+def test_batches_cover_every_row_once_per_epoch_then_reshuffle():
+    batches = Batches(rows(), 4, seed=0)
+    epochs = [[next(batches)[0][:, 0].tolist() for _ in range(len(batches))] for _ in range(2)]
+    firsts = [sorted(sum(epoch, [])) for epoch in epochs]
+    assert firsts[0] == firsts[1] == [9 * i for i in range(40)]
+    assert epochs[0] != epochs[1]
+
+
+def test_resume_from_state_dict_gives_exactly_the_remaining_batches():
+    uninterrupted = Batches(rows(), 4, seed=3)
+    expected = [next(uninterrupted) for _ in range(25)]  # 10 batches per epoch: crosses two
+    interrupted = Batches(rows(), 4, seed=3)
+    for _ in range(13):
+        next(interrupted)
+    state = json.loads(json.dumps(interrupted.state_dict()))  # survives a JSON checkpoint
+    resumed = Batches(rows(), 4, seed=3)
+    resumed.load_state_dict(state)
+    for (x, y), (ex, ey) in zip([next(resumed) for _ in range(12)], expected[13:]):
+        assert torch.equal(x, ex) and torch.equal(y, ey)
+    with pytest.raises(ValueError, match="seed"):
+        Batches(rows(), 4, seed=4).load_state_dict(state)
+
+
+def test_two_ranks_get_disjoint_halves_of_the_global_batch():
+    single = Batches(rows(), 8, seed=0)
+    ranks = [Batches(rows(), 8, seed=0, rank=r, world_size=2) for r in range(2)]
+    for _ in range(7):
+        whole = next(single)[0]
+        halves = [next(b)[0] for b in ranks]
+        assert all(h.shape == (4, 8) for h in halves)
+        assert torch.equal(torch.cat(halves), whole)
+        assert not set(halves[0][:, 0].tolist()) & set(halves[1][:, 0].tolist())
+    with pytest.raises(ValueError, match="divisible"):
+        Batches(rows(), 7, world_size=2)
+
+
+# datasets.
+
+def test_load_corpus_reads_the_files_offline(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.load, "get_session", lambda: pytest.fail("went online"))
+    chars = {"stories": 20_000, "math": 4_000, "code": 3_000, "passkey": 10_000}
+    manifest = data.write_corpus(tmp_path, seed=0, chars=chars)
+    assert manifest == data.corpus_manifest(seed=0, chars=chars)
+    dataset = data.load_corpus(tmp_path, "train")
+    expected = data.generate_corpus(seed=0, chars=chars)
+    assert dataset["text"] == [t for name in data.GENERATORS for t in expected[name]["train"]]
+    assert datasets.config.HF_HUB_OFFLINE and (tmp_path / ".hf_cache").is_dir()
+    with pytest.raises(FileNotFoundError, match="python -m minids data"):
+        data.load_corpus(tmp_path / "nowhere", "val")
+
+
+# Instruction data.
+
+def test_chat_examples_mix_math_code_and_stories():
+    examples = data.chat_examples(random.Random(0), 400)
+    assert examples == data.chat_examples(random.Random(0), 400) and len(examples) == 400
+    kinds = Counter("code" if q.startswith("What does this program print?") else
+                    "continue" if q.startswith("Continue the story") else
+                    "write" if q.startswith("Write a short story") else
+                    "passkey" if q.endswith("What is the pass key?") else "math"
+                    for q, _ in examples)
+    assert kinds["math"] > 200 and min(kinds.values()) >= 5
+    for prompt, answer in examples:
+        if prompt.startswith("What does this program print?"):
+            assert data.run_program(prompt.split("\n\n", 1)[1]).rstrip("\n") == answer
+        elif prompt.endswith("What is the pass key?"):
+            assert answer.split()[-1].rstrip(".") in prompt
+        elif not prompt.startswith(("Continue", "Write")):
+            assert data.extract_answer(answer) is not None

@@ -1,0 +1,98 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from minids.train import TrainConfig, Trainer, read_log
+from tests.conftest import counting_batch, tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_tokens(rows, seed):
+    return counting_batch(rows, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def trainer(out_dir, resume=False, **overrides):
+    settings = dict(steps=6, batch_size=8, max_lr=1e-2, warmup_steps=2, eval_every=3,
+                    eval_batches=2, checkpoint_every=100, progress=False)
+    return Trainer(tiny_config(), TrainConfig(**{**settings, **overrides}),
+                   synthetic_tokens(64, seed=0), synthetic_tokens(16, seed=1), out_dir,
+                   device="cpu", resume=resume)
+
+
+def without_speed(log):
+    return [{k: v for k, v in record.items() if k != "tokens_per_s"} for record in log]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    straight = trainer(tmp_path / "straight").run()
+    trainer(tmp_path / "resumed").run(until_step=4)  # interrupted: saves its state at step 4
+    resumed_trainer = trainer(tmp_path / "resumed", resume=True)
+    assert resumed_trainer.step == 4
+    resumed = resumed_trainer.run()
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name  # weights, and the routing biases (buffers)
+    assert without_speed(read_log(tmp_path / "straight")) == without_speed(read_log(tmp_path / "resumed"))
+
+
+def test_log_records_every_step_with_its_parts(tmp_path):
+    trainer(tmp_path).run()
+    log = read_log(tmp_path)
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]
+    for record in log:
+        assert {"loss", "main_loss", "mtp_loss", "balance_loss", "lr", "maxvio",
+                "tokens_per_s", "grad_norm"} <= set(record)
+    assert "val_loss" in log[2] and "val_maxvio" in log[5] and "val_loss" not in log[0]
+    assert log[-1]["main_loss"] < log[0]["main_loss"]
+    assert log[1]["lr"] == pytest.approx(1e-2)  # end of the 2-step warmup
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    """Compared at the gradients: Adam turns rounding noise in ~0 gradients into full steps."""
+    grads = {}
+    for accum in (1, 4):
+        t = trainer(tmp_path / str(accum), steps=1, grad_accum=accum)
+        t.optimizer.step = lambda: grads.setdefault(accum, [p.grad.clone() for p in t.model.parameters()])
+        t.run()
+    for a, b in zip(grads[1], grads[4]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bad_train_config_raises_value_error():
+    with pytest.raises(ValueError, match="grad_accum"):
+        TrainConfig(batch_size=8, grad_accum=3)
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
+
+
+DDP_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {root!r})
+torch.set_num_threads(1)
+from tests.test_train import trainer
+trainer({out!r}).run()
+"""
+
+
+def test_two_process_ddp_equals_one_process(tmp_path):
+    single = trainer(tmp_path / "single").run()
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT), out=str(tmp_path / "ddp")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         "--master_port=29531", str(script)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from minids import load
+
+    ddp = load(tmp_path / "ddp")
+    for (name, a), b in zip(single.state_dict().items(), ddp.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=name)
+    single_log, ddp_log = read_log(tmp_path / "single"), read_log(tmp_path / "ddp")
+    assert [r["main_loss"] for r in ddp_log] == pytest.approx([r["main_loss"] for r in single_log], abs=1e-4)
