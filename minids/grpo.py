@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from minids.data import extract_answer, math_item
+from minids.corpus.arithmetic import math_item
+from minids.data import extract_answer
 from minids.generate import generate
 from minids.model import MiniDeepSeek
 from minids.sft import save_run

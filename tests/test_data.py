@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from minids import data
-from minids.data import Batches, MathItem
+from minids.corpus.arithmetic import OPS, MathItem, is_held_out, math_item, math_problem
+from minids.corpus.passkey import PASSKEY_QUESTION, passkey_document
+from minids.corpus.programs import OUTPUT_MARK, PROGRAMS, run_program
+from minids.corpus.stories import _story
+from minids.data import Batches
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -86,7 +90,7 @@ def test_stories_have_dialogue_and_variety(corpus):
 def test_pronouns_agree_with_the_character():
     rng = random.Random(3)
     for _ in range(200):
-        text, context = data._story(rng, None, 80, 250)
+        text, context = _story(rng, None, 80, 250)
         hero, friend = context["hero"], context["friend"]
         if hero.gender == friend.gender == context["adult"].gender:
             other = {"f": (" he ", " him ", " his "), "m": (" she ", " her ")}[hero.gender]
@@ -109,7 +113,7 @@ def expression_of(question: str, answer_line: str) -> tuple[str, int]:
         for step in answer_line.split(", "):
             a, op, b, result = STEP.match(step).groups()
             a, b, result = int(a), int(b), int(result)
-            assert result == data.OPS[op](a, b), step
+            assert result == OPS[op](a, b), step
             assert value is None or a == value, answer_line
             expression += (str(a) if value is None else "") + {"×": "*"}.get(op, op) + str(b)
             value = result
@@ -118,7 +122,7 @@ def expression_of(question: str, answer_line: str) -> tuple[str, int]:
     ops = re.findall(r"[+×-]", question) or [WORDS[w] for w in re.findall(r"\w+", question) if w in WORDS]
     if question.startswith(("Subtract", "Take")):
         a, b = b, a  # "Subtract 5 from 12" is 12 - 5
-    return f"{a}{ {'×': '*'}.get(ops[0], ops[0]) }{b}", data.OPS[ops[0]](a, b)
+    return f"{a}{ {'×': '*'}.get(ops[0], ops[0]) }{b}", OPS[ops[0]](a, b)
 
 
 def math_documents(corpus, split="train"):
@@ -144,11 +148,11 @@ def extract_int(text):
 def test_math_item_fields_agree():
     rng = random.Random(0)
     for _ in range(2000):
-        item = data.math_item(rng)
+        item = math_item(rng)
         assert eval(item.expression) == item.answer
         assert data.extract_answer(item.solution) == str(item.answer)
         assert item.solution.split()[-1] == str(item.answer)
-    assert data.math_problem(random.Random(5)) == data.math_problem(random.Random(5))
+    assert math_problem(random.Random(5)) == math_problem(random.Random(5))
 
 
 @pytest.mark.parametrize("output, expected", [
@@ -165,7 +169,7 @@ def test_extract_answer_reads_typical_outputs(output, expected):
 def test_math_eval_set_is_disjoint_from_all_training_math(corpus):
     problems = data.math_eval_set(seed=0, n=300)
     assert len({p.question for p in problems}) == 300
-    assert all(isinstance(p, MathItem) and data.is_held_out(p) for p in problems)
+    assert all(isinstance(p, MathItem) and is_held_out(p) for p in problems)
     assert data.math_eval_set(seed=0, n=300) == problems
     held_out = {p.expression for p in problems}
     training = [expression_of(q, a)[0] for split in data.SPLITS for q, a in math_documents(corpus, split)]
@@ -180,7 +184,7 @@ def test_code_outputs_equal_running_the_programs(corpus):
     samples = corpus["code"]["train"] + corpus["code"]["val"]
     assert len(samples) > 5000
     for sample in samples:
-        source, stated = sample.split(data.OUTPUT_MARK)
+        source, stated = sample.split(OUTPUT_MARK)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(source, {})  # plain Python, not the generator's restricted runner
@@ -190,10 +194,10 @@ def test_code_outputs_equal_running_the_programs(corpus):
 
 def test_programs_cover_every_template_and_cannot_import():
     rng = random.Random(0)
-    for make in data.PROGRAMS:
-        assert data.run_program(make(rng))
+    for make in PROGRAMS:
+        assert run_program(make(rng))
     with pytest.raises(ImportError):
-        data.run_program("import os")
+        run_program("import os")
 
 
 # Passkey.
@@ -201,9 +205,9 @@ def test_programs_cover_every_template_and_cannot_import():
 def test_passkey_document_hides_one_key_at_a_random_depth():
     depths = []
     for seed in range(20):
-        text, key = data.passkey_document(random.Random(seed), 50)
+        text, key = passkey_document(random.Random(seed), 50)
         assert re.fullmatch(r"\d{5}", key)
-        assert text.count(key) == 2 and text.endswith(f"{data.PASSKEY_QUESTION} {key}.")
+        assert text.count(key) == 2 and text.endswith(f"{PASSKEY_QUESTION} {key}.")
         assert f"The pass key is {key}. Remember it." in text
         depths.append(text.index(key) / len(text))
     assert min(depths) < 0.25 and max(depths) > 0.75
@@ -322,7 +326,7 @@ def test_chat_examples_mix_math_code_and_stories():
     assert kinds["math"] > 200 and min(kinds.values()) >= 5
     for prompt, answer in examples:
         if prompt.startswith("What does this program print?"):
-            assert data.run_program(prompt.split("\n\n", 1)[1]).rstrip("\n") == answer
+            assert run_program(prompt.split("\n\n", 1)[1]).rstrip("\n") == answer
         elif prompt.endswith("What is the pass key?"):
             assert answer.split()[-1].rstrip(".") in prompt
         elif not prompt.startswith(("Continue", "Write")):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from minids import data
+from minids.corpus.stories import story
 from minids.model import IGNORE_INDEX
 from minids.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
@@ -95,7 +96,7 @@ def test_sft_batch_trains_only_on_answers(tok):
 
 
 def test_training_twice_gives_identical_files():
-    texts = [data.story(random.Random(i)) for i in range(300)]
+    texts = [story(random.Random(i)) for i in range(300)]
     first, second = train_tokenizer(texts, 1000), train_tokenizer(reversed(texts), 1000)
     assert first.to_json() == second.to_json()
     assert first.vocab_size == 1000

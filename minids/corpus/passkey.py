@@ -1,0 +1,26 @@
+"""Passkey retrieval (for YaRN): a haystack of story sentences with one needle.
+
+A long document hides a "The pass key is 48213." line at a random depth among filler
+sentences of the story grammar, then asks for the key and gives it: cut the text after
+PASSKEY_QUESTION to test a model.
+"""
+
+import random
+
+from minids.corpus.stories import filler_sentence
+
+PASSKEY_INTRO = ("There is a pass key hidden in this long text. Find it and remember it. "
+                 "I will ask you about it at the end.")
+PASSKEY_QUESTION = "What is the pass key? The pass key is"
+
+
+def passkey_document(rng: random.Random, n_filler_sentences: int) -> tuple[str, str]:
+    """(text, key): the intro, n filler sentences with "The pass key is KEY. Remember it."
+    at a random depth, then "What is the pass key? The pass key is KEY." To test a model,
+    cut the text after PASSKEY_QUESTION and compare what it writes next with the key."""
+    key = str(rng.randint(10000, 99999))
+    sentences = [filler_sentence(rng) for _ in range(n_filler_sentences)]
+    sentences.insert(rng.randint(0, n_filler_sentences), f"The pass key is {key}. Remember it.")
+    paragraphs = [" ".join(sentences[i:i + 6]) for i in range(0, len(sentences), 6)]
+    text = "\n\n".join([PASSKEY_INTRO, *paragraphs, f"{PASSKEY_QUESTION} {key}."])
+    return text, key
