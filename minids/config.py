@@ -26,7 +26,11 @@ class ModelConfig:
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
 
-    # Multi-head Latent Attention (REFERENCE §1).
+    # Attention: "mla" (Multi-head Latent Attention, REFERENCE §1) or "gqa" (grouped-query
+    # attention with num_key_value_heads heads for keys and values, None = one per query
+    # head, i.e. MHA; head_dim = hidden_size / num_attention_heads): the baselines.
+    attention: str = "mla"
+    num_key_value_heads: int | None = None
     q_lora_rank: int | None = 128  # None: a plain query projection, no compression
     kv_lora_rank: int = 64
     qk_nope_head_dim: int = 32
@@ -73,13 +77,28 @@ class ModelConfig:
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
     @property
+    def n_kv_heads(self) -> int:
+        return self.num_key_value_heads or self.num_attention_heads
+
+    @property
+    def head_dim(self) -> int:
+        """The width of a grouped-query attention head (MLA's heads have their own fields)."""
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def rope_dim(self) -> int:
+        """How many channels of a key RoPE turns: MLA's rope key, or a whole GQA head."""
+        return self.qk_rope_head_dim if self.attention == "mla" else self.head_dim
+
+    @property
     def yarn_factor(self) -> float:
         return float(self.rope_scaling["factor"]) if self.rope_scaling else 1.0
 
     @property
     def softmax_scale(self) -> float:
-        """tau = qk_head_dim^-1/2, times mscale^2 when YaRN extends the context."""
-        return self.qk_head_dim**-0.5 * yarn_mscale(self.yarn_factor) ** 2
+        """tau = (key width)^-1/2, times mscale^2 when YaRN extends the context."""
+        width = self.qk_head_dim if self.attention == "mla" else self.head_dim
+        return width**-0.5 * yarn_mscale(self.yarn_factor) ** 2
 
     def is_moe_layer(self, layer_id: int) -> bool:
         return self.n_routed_experts > 0 and layer_id >= self.first_k_dense_replace
@@ -122,6 +141,7 @@ PRESETS = {
         qk_rope_head_dim=16, v_head_dim=32, moe_intermediate_size=128, n_routed_experts=16,
         n_shared_experts=1, num_experts_per_tok=4, n_group=4, topk_group=2,
         first_k_dense_replace=1, max_position_embeddings=512, initializer_range=0.02,
+        bias_update_speed=0.01,  # V3's 0.001 is for ~1e5 steps; the book trains for hundreds
     ),
     # A GPU (Colab) run: the same shape, about 10x the compute.
     "small": dict(
@@ -175,8 +195,27 @@ def _problems(c: ModelConfig):
         if c.first_k_dense_replace > c.num_hidden_layers:
             yield (f"first_k_dense_replace must be <= num_hidden_layers "
                    f"({c.num_hidden_layers}), got {c.first_k_dense_replace}")
+    yield from _attention_problems(c)
     yield from _routing_problems(c)
     yield from _rope_scaling_problems(c.rope_scaling)
+
+
+def _attention_problems(c: ModelConfig):
+    if c.attention not in ("mla", "gqa"):
+        yield f"attention must be 'mla' or 'gqa', got {c.attention!r}"
+        return
+    kv_heads = c.num_key_value_heads
+    if kv_heads is not None and (not _is_int(kv_heads) or kv_heads <= 0):
+        yield f"num_key_value_heads must be None or a positive int, got {kv_heads!r}"
+        return
+    if c.attention != "gqa" or not (_is_int(c.hidden_size) and _is_int(c.num_attention_heads)):
+        return
+    if c.num_attention_heads > 0 and c.num_attention_heads % c.n_kv_heads:
+        yield (f"num_key_value_heads ({c.n_kv_heads}) must divide num_attention_heads "
+               f"({c.num_attention_heads})")
+    if c.num_attention_heads > 0 and (c.hidden_size % c.num_attention_heads or c.head_dim % 2):
+        yield (f"hidden_size ({c.hidden_size}) must split into num_attention_heads "
+               f"({c.num_attention_heads}) heads of even width for gqa")
 
 
 def _routing_problems(c: ModelConfig):

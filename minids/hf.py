@@ -48,6 +48,8 @@ def config_to_hf(config: ModelConfig):
     """A DeepseekV3Config for the main model (no MTP, no special token ids)."""
     from transformers import DeepseekV3Config
 
+    if config.attention != "mla":
+        raise ValueError(f"attention={config.attention!r}: DeepseekV3 has MLA attention only")
     fields = {name: getattr(config, name) for name in SHARED_FIELDS}
     rope = {"rope_type": "default", "rope_theta": config.rope_theta}
     if config.rope_scaling is not None:

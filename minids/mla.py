@@ -15,49 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minids.cache import LayerCache
 from minids.config import ModelConfig
 from minids.layers import RMSNorm
 from minids.rope import apply_rope
 
 LATENT_NORM_EPS = 1e-6  # the q and kv latent norms use 1e-6 in DeepSeek's and HF's code
-
-
-class LatentCache:
-    """One layer's decoding cache: the normalised latent c and the rotated rope key."""
-
-    def __init__(self, batch_size, max_len, kv_lora_rank, rope_dim, device=None, dtype=None):
-        self.latent = torch.zeros(batch_size, max_len, kv_lora_rank, device=device, dtype=dtype)
-        self.k_rope = torch.zeros(batch_size, max_len, rope_dim, device=device, dtype=dtype)
-        self.length = 0
-
-    def append(self, latent: torch.Tensor, k_rope: torch.Tensor):
-        """Store T new tokens; return everything cached so far, (B, S, ...) each."""
-        start, end = self.length, self.length + latent.shape[1]
-        if end > self.latent.shape[1]:
-            raise ValueError(f"cache holds {self.latent.shape[1]} tokens, asked to hold {end}")
-        self.latent[:, start:end] = latent
-        self.k_rope[:, start:end] = k_rope
-        self.length = end
-        return self.latent[:, :end], self.k_rope[:, :end]
-
-
-class KVCache:
-    """The caches of a stack of MLA layers, advanced and cropped together."""
-
-    def __init__(self, layers: list[LatentCache]):
-        self.layers = layers
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length if self.layers else 0
-
-    def crop(self, length: int):
-        """Forget every token from `length` on (used to reject speculative tokens)."""
-        for layer in self.layers:
-            layer.length = min(layer.length, length)
-
-    def nbytes_per_token(self) -> int:
-        return sum(c.latent[0, 0].nbytes + c.k_rope[0, 0].nbytes for c in self.layers)
 
 
 def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
@@ -89,7 +52,11 @@ class MLA(nn.Module):
                                bias=False)
         self.wo = nn.Linear(self.n_heads * c.v_head_dim, c.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, cache: LatentCache | None = None, absorb: bool = False):
+    def cache_shapes(self):
+        """Per token: the latent c and the rope key (what `forward` appends to a cache)."""
+        return (self.kv_lora_rank,), (self.rope_dim,)
+
+    def forward(self, x, cos, sin, cache: LayerCache | None = None, absorb: bool = False):
         """x (B, T, hidden); cos, sin (T, rope_dim/2) for the T new positions.
         With a cache, the new tokens are appended and attend to everything cached."""
         B, T, _ = x.shape

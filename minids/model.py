@@ -13,7 +13,9 @@ from torch import nn
 
 from minids.config import ModelConfig
 from minids.layers import MLP, RMSNorm
-from minids.mla import MLA, KVCache, LatentCache
+from minids.cache import KVCache, LayerCache
+from minids.gqa import GQA
+from minids.mla import MLA
 from minids.moe import DeepSeekMoE, Experts, Router
 from minids.mtp import MTPModule
 from minids.rope import inv_freq_for, rope_cos_sin
@@ -26,7 +28,7 @@ class Block(nn.Module):
         super().__init__()
         H = config.hidden_size
         self.attn_norm = RMSNorm(H, config.rms_norm_eps)
-        self.attn = MLA(config)
+        self.attn = MLA(config) if config.attention == "mla" else GQA(config)
         self.ffn_norm = RMSNorm(H, config.rms_norm_eps)
         self.is_moe = config.is_moe_layer(layer_id)
         self.ffn = DeepSeekMoE(config) if self.is_moe else MLP(H, config.intermediate_size)
@@ -65,7 +67,7 @@ class MiniDeepSeek(nn.Module):
             for k in range(c.num_mtp_layers)
         )
         cos, sin = rope_cos_sin(c.max_position_embeddings,
-                                inv_freq_for(c.qk_rope_head_dim, c.rope_theta, c.rope_scaling))
+                                inv_freq_for(c.rope_dim, c.rope_theta, c.rope_scaling))
         self.register_buffer("rope_cos", cos, persistent=False)  # (max_positions, rope_dim/2)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.reset_parameters()
@@ -120,14 +122,13 @@ class MiniDeepSeek(nn.Module):
         )
 
     def new_cache(self, batch_size: int, max_len: int | None = None, mtp: bool = False) -> KVCache:
-        """An empty latent cache for the main layers (or, with mtp=True, the MTP blocks)."""
-        c = self.config
+        """An empty cache for the main layers (or, with mtp=True, the MTP blocks)."""
         blocks = [m.block for m in self.mtp] if mtp else self.layers
         ref = self.embed.weight
         return KVCache([
-            LatentCache(batch_size, max_len or c.max_position_embeddings, c.kv_lora_rank,
-                        c.qk_rope_head_dim, device=ref.device, dtype=ref.dtype)
-            for _ in blocks
+            LayerCache(batch_size, max_len or self.config.max_position_embeddings,
+                       block.attn.cache_shapes(), device=ref.device, dtype=ref.dtype)
+            for block in blocks
         ])
 
     def routers(self, mtp: bool = True) -> list[Router]:

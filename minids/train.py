@@ -76,8 +76,8 @@ class TrainConfig:
 TRAIN_PRESETS = {
     "tiny": dict(steps=200, batch_size=8, max_lr=3e-3, warmup_steps=20, eval_every=50,
                  checkpoint_every=100),
-    "book": dict(steps=600, batch_size=16, max_lr=3e-3, warmup_steps=50, eval_every=100,
-                 checkpoint_every=100),
+    "book": dict(steps=350, batch_size=16, max_lr=3e-3, warmup_steps=30, eval_every=50,
+                 checkpoint_every=50),
     "small": dict(steps=5000, batch_size=64, max_lr=2e-3, warmup_steps=200, eval_every=250,
                   checkpoint_every=500),
 }

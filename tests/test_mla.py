@@ -44,14 +44,14 @@ def test_cache_holds_only_the_latent_and_one_rope_key(tokens):
     c = model.config
     cache = model.new_cache(2, 24)
     model(tokens, cache=cache)
-    layer = cache.layers[0]
-    assert layer.latent.shape == (2, 24, c.kv_lora_rank)
-    assert layer.k_rope.shape == (2, 24, c.qk_rope_head_dim)
+    latent_cache, rope_cache = cache.layers[0].tensors
+    assert latent_cache.shape == (2, 24, c.kv_lora_rank)
+    assert rope_cache.shape == (2, 24, c.qk_rope_head_dim)
     assert cache.nbytes_per_token() == c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 4
     # the cached latent is the normalised one: its RMS (before the norm weight) is 1
     attn = model.layers[0].attn
     latent = attn.wkv_a(model.layers[0].attn_norm(model.embed(tokens)))[..., : c.kv_lora_rank]
-    torch.testing.assert_close(layer.latent, attn.kv_norm(latent))
+    torch.testing.assert_close(latent_cache, attn.kv_norm(latent))
 
 
 def test_rope_key_is_identical_across_heads(tokens, monkeypatch):
