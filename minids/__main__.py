@@ -1,4 +1,4 @@
-"""Command line: python -m minids {data,train,sft,grpo,generate,chat} [flags].
+"""Command line: python -m minids {data,train,sft,grpo,export,generate,chat} [flags].
 
 Every stage writes a run folder (weights, config, tokenizer, log) that the next reads with
 --checkpoint. A bad flag, a missing checkpoint or an over-long prompt prints one line
@@ -45,6 +45,11 @@ def build_parser() -> Parser:
         stage.add_argument("--steps", type=int, default=None)
         stage.add_argument("--out", default=None, help=f"run folder (default: runs/{name})")
         _add_common(stage)
+
+    export = commands.add_parser("export", help="a release folder: bf16 weights, config, tokenizer, log")
+    export.add_argument("--checkpoint", required=True, metavar="DIR")
+    export.add_argument("--out", required=True, metavar="DIR")
+    _add_common(export)
 
     for name, text in (("generate", "continue a prompt"), ("chat", "answer as the assistant")):
         stage = commands.add_parser(name, help=text)
@@ -118,6 +123,21 @@ def run_finetune(args):
     print(f"saved {out}")
 
 
+def run_export(args):
+    import shutil
+
+    from minids.checkpoint import save
+    from minids.train import LOG_FILE
+
+    model, tokenizer, _ = load_run(args)
+    out = save(model.cpu(), args.out, dtype=torch.bfloat16)
+    tokenizer.save(out / "tokenizer.json")
+    if (Path(args.checkpoint) / LOG_FILE).is_file():
+        shutil.copy(Path(args.checkpoint) / LOG_FILE, out / LOG_FILE)
+    size = (out / "model.safetensors").stat().st_size
+    print(f"saved {out} ({size / 1e6:.1f} MB of bf16 weights)")
+
+
 def run_generate(args):
     model, tokenizer, device = load_run(args)
     ids = torch.tensor([tokenizer.encode(args.prompt, bos=True)], device=device)
@@ -177,7 +197,7 @@ def load_run(args):
 
 
 COMMANDS = {"data": run_data, "train": run_train, "sft": run_finetune, "grpo": run_finetune,
-            "generate": run_generate, "chat": run_chat}
+            "export": run_export, "generate": run_generate, "chat": run_chat}
 
 
 def main(argv=None) -> int:

@@ -15,11 +15,17 @@ from minids.model import MiniDeepSeek
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 
-def save(model: MiniDeepSeek, path) -> Path:
-    """Write the model to the folder `path` (created if needed). Returns the folder."""
+def save(model: MiniDeepSeek, path, dtype: torch.dtype | None = None) -> Path:
+    """Write the model to the folder `path` (created if needed). Returns the folder.
+    dtype (e.g. torch.bfloat16) stores the floating-point tensors at lower precision, as a
+    release would; integer buffers and the fp32 routing biases keep their type."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().cpu().contiguous() for name, t in unique_state(model).items()}
+    tensors = {}
+    for name, tensor in unique_state(model).items():
+        if dtype is not None and tensor.is_floating_point() and not name.endswith("gate.bias"):
+            tensor = tensor.to(dtype)
+        tensors[name] = tensor.detach().cpu().contiguous()
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     (folder / CONFIG_FILE).write_text(model.config.to_json())
     return folder
@@ -37,8 +43,9 @@ def load_config(path) -> ModelConfig:
 
 
 def load(path, device="cpu") -> MiniDeepSeek:
-    """Rebuild the model saved in the folder `path`. A missing, truncated or mismatched
-    file raises FileNotFoundError or ValueError saying which file and what is wrong."""
+    """Rebuild the model saved in the folder `path`, in fp32 whatever precision it was
+    stored in. A missing, truncated or mismatched file raises FileNotFoundError or
+    ValueError saying which file and what is wrong."""
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"no checkpoint folder at {folder}")
@@ -62,7 +69,7 @@ def load(path, device="cpu") -> MiniDeepSeek:
             f"{file} does not match {CONFIG_FILE}: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}, wrong shape {wrong_shape[:5]}"
         )
-    model.load_state_dict(tensors, strict=False)  # the names left out are shared twins
+    model.load_state_dict(tensors, strict=False)  # copies (and upcasts); twins are shared
     return model
 
 

@@ -138,7 +138,7 @@ PRESETS = {
     "book": dict(
         vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
         num_attention_heads=4, q_lora_rank=128, kv_lora_rank=64, qk_nope_head_dim=32,
-        qk_rope_head_dim=16, v_head_dim=32, moe_intermediate_size=128, n_routed_experts=16,
+        qk_rope_head_dim=16, v_head_dim=32, moe_intermediate_size=96, n_routed_experts=16,
         n_shared_experts=1, num_experts_per_tok=4, n_group=4, topk_group=2,
         first_k_dense_replace=1, max_position_embeddings=512, initializer_range=0.02,
         bias_update_speed=0.01,  # V3's 0.001 is for ~1e5 steps; the book trains for hundreds

@@ -62,3 +62,19 @@ def test_bad_config_json_raises_value_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": -1}))
     with pytest.raises(ValueError, match="hidden_size"):
         minids.load(tmp_path)
+
+
+def test_bf16_release_is_half_the_size_and_loads_as_fp32(tmp_path, tokens):
+    model = tiny_model()
+    for router in model.routers():
+        router.bias.normal_(std=0.01)
+    minids.save(model, tmp_path / "fp32")
+    minids.save(model, tmp_path / "bf16", dtype=torch.bfloat16)
+    full, half = ((tmp_path / d / "model.safetensors").stat().st_size for d in ("fp32", "bf16"))
+    assert half < 0.55 * full
+    loaded = minids.load(tmp_path / "bf16")
+    assert loaded.embed.weight.dtype == torch.float32
+    assert torch.equal(loaded.embed.weight, model.embed.weight.to(torch.bfloat16).float())
+    assert torch.equal(loaded.layers[1].ffn.gate.bias, model.layers[1].ffn.gate.bias)  # kept fp32
+    # bf16 rounding moves the logits a little, not the argmax of a clear winner
+    assert (loaded(tokens).logits - model(tokens).logits).abs().max() < 0.05
