@@ -76,13 +76,13 @@ def run_data(args):
 
 
 def run_train(args):
-    import dataclasses
     import json
 
     from minids.config import ModelConfig
     from minids.data import load_tokens
     from minids.train import STATE_JSON, TRAIN_PRESETS, TrainConfig, Trainer
 
+    tokenizer = load_tokenizer(Path(args.data))
     if args.resume:
         out = Path(args.resume)
         if not (out / STATE_JSON).is_file():
@@ -94,10 +94,10 @@ def run_train(args):
         if args.preset not in TRAIN_PRESETS:
             raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
         out = Path(args.out or f"runs/{args.preset}")
-        model_config = ModelConfig.preset(args.preset)
+        # the vocabulary is the tokenizer's (the tiny preset's 128 is for unit tests)
+        model_config = ModelConfig.preset(args.preset, vocab_size=tokenizer.vocab_size)
         settings = {**TRAIN_PRESETS[args.preset], "fp8": args.fp8}
         train_config = TrainConfig(**{**settings, **({"steps": args.steps} if args.steps else {})})
-    tokenizer = load_tokenizer(Path(args.data))
     if tokenizer.vocab_size != model_config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model "
                          f"{model_config.vocab_size}")

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from minids import checkpoint
+from minids import checkpoint, default_device
 from minids.config import ModelConfig
 from minids.data import Batches
 from minids.fp8 import convert_to_fp8
@@ -85,16 +85,12 @@ TRAIN_PRESETS = {
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if name == "auto":
+        return default_device()
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+    return device
 
 
 def make_optimizer(model: MiniDeepSeek, weight_decay=0.1, betas=(0.9, 0.95)) -> torch.optim.AdamW:

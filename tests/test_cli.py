@@ -52,3 +52,21 @@ def test_generate_and_chat_print_text(run_folder, capsys):
     assert main(["chat", "--checkpoint", str(run_folder), "--prompt", "What is 2 + 3?",
                  "--max-new-tokens", "5", "--temperature", "0"]) == 0
     assert capsys.readouterr().out.strip() != ""
+
+
+def test_train_then_resume_from_the_command_line(tmp_path, capsys):
+    from minids.data import save_tokens
+    from minids.train import read_log
+    from tests.conftest import counting_batch
+
+    data = tmp_path / "data"
+    (data / "tokens").mkdir(parents=True)
+    TOKENIZER.save(data / "tokenizer.json")
+    for split, rows in (("train", 64), ("val", 16)):
+        save_tokens(counting_batch(rows, 64, vocab=TOKENIZER.vocab_size), data / "tokens" / f"{split}.npy")
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--device", "cpu"]
+    assert main(["train", "--preset", "tiny", "--steps", "3", "--out", str(run), *common]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "5", *common]) == 0
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3, 4, 5]
+    assert minids.load(run).config.vocab_size == TOKENIZER.vocab_size
