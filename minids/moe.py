@@ -98,9 +98,9 @@ class Experts(nn.Module):
         token = order // K  # the token of each sorted assignment
         counts = torch.bincount(flat, minlength=self.w1.shape[0]).tolist()
         chunks = x[token].split(counts)  # one (n_e, H) chunk per expert
-        outputs = [
+        outputs = [  # experts without tokens are skipped: most of them, when decoding
             self.linear(F.silu(self.linear(xe, self.w1[e])) * self.linear(xe, self.w3[e]), self.w2[e])
-            for e, xe in enumerate(chunks)
+            for e, xe in enumerate(chunks) if len(xe)
         ]
         y = torch.cat(outputs) * weights.flatten()[order, None]  # (N*K, H)
         return torch.zeros_like(x).index_add_(0, token, y)
