@@ -103,7 +103,9 @@ def run_train(args):
                          f"{model_config.vocab_size}")
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(out / "tokenizer.json")
-    train_tokens, val_tokens = load_tokens(args.data, "train"), load_tokens(args.data, "val")
+    # rows as long as the packed data, or re-cut to the model's context if that is shorter
+    seq_len = min(load_tokens(args.data, "val").shape[1] - 1, model_config.max_position_embeddings)
+    train_tokens, val_tokens = (load_tokens(args.data, split, seq_len) for split in ("train", "val"))
     Trainer(model_config, train_config, train_tokens, val_tokens, out, args.device,
             resume=bool(args.resume)).run()
     print(f"saved {out}")

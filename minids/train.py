@@ -132,6 +132,9 @@ class Trainer:
         if config.batch_size % (config.grad_accum * self.world_size):
             raise ValueError(f"batch_size {config.batch_size} must split evenly over "
                              f"{self.world_size} processes x {config.grad_accum} micro-batches")
+        if train_tokens.shape[1] - 1 > model_config.max_position_embeddings:
+            raise ValueError(f"training rows of {train_tokens.shape[1] - 1} tokens exceed the "
+                             f"context of {model_config.max_position_embeddings}")
         self.device = resolve_device(device)
         if self.world_size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

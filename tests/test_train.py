@@ -96,3 +96,10 @@ def test_two_process_ddp_equals_one_process(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=name)
     single_log, ddp_log = read_log(tmp_path / "single"), read_log(tmp_path / "ddp")
     assert [r["main_loss"] for r in ddp_log] == pytest.approx([r["main_loss"] for r in single_log], abs=1e-4)
+
+
+def test_rows_longer_than_the_context_are_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="rows of 80 tokens exceed the context of 64"):
+        Trainer(tiny_config(), TrainConfig(steps=1, batch_size=8, progress=False),
+                counting_batch(16, 80), synthetic_tokens(16, seed=1),
+                tmp_path, device="cpu")
