@@ -13,6 +13,10 @@ from minids.model import MiniDeepSeek
 from minids.rope import yarn_inv_freq, yarn_mscale
 
 __version__ = "0.1.0"
+__all__ = [
+    "ModelConfig", "MiniDeepSeek", "generate", "speculative_generate", "save", "load",
+    "quantize", "dequantize", "yarn_inv_freq", "yarn_mscale", "seed", "default_device",
+]
 
 
 def seed(value: int = 0) -> None:

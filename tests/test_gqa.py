@@ -6,7 +6,7 @@ import torch
 import minids
 from minids import ModelConfig
 from minids.rope import apply_rope
-from tests.conftest import counting_batch, tiny_model, train_briefly
+from tests.conftest import tiny_model, train_briefly
 
 
 def gqa_model(kv_heads=None, dtype=torch.float64, **overrides):
