@@ -1,7 +1,8 @@
 """The data: a miniature of DeepSeek's pretraining mixture, made here, never downloaded.
 
 The four generators are in `minids.corpus`: stories, math, code and passkey documents
-(70, 15, 10 and 5 % of the characters of the corpus).
+(67, 19, 9.5 and 4.8 % of the characters of the corpus; math, whose documents show their
+working column by column, is about a third of the tokens).
 
 Then the pipeline: `write_corpus` writes JSONL files and a MANIFEST.json of checksums,
 `load_corpus` reads them back with `datasets` (offline), `pack` cuts the token stream into
@@ -38,7 +39,7 @@ GENERATORS = {
     "code": code_sample,
     "passkey": lambda rng: passkey_document(rng, rng.randint(30, 300))[0],
 }
-CORPUS_CHARS = {"stories": 7_000_000, "math": 1_500_000, "code": 1_000_000, "passkey": 500_000}
+CORPUS_CHARS = {"stories": 7_000_000, "math": 2_000_000, "code": 1_000_000, "passkey": 500_000}
 VAL_EVERY = 50  # every 50th document goes to validation: a 2 % held-out split
 SPLITS = ("train", "val")
 
@@ -254,9 +255,10 @@ class Batches:
 # --------------------------------------------------------------------------------------
 
 def chat_examples(rng: random.Random, n: int) -> list[tuple[str, str]]:
-    """n (prompt, answer) pairs: 65 % math (training problems, answer = the worked line),
-    10 % "What does this program print?", 10 % "Continue the story", 10 % "Write a
-    short story about ...", 5 % short passkey retrieval."""
+    """n (prompt, answer) pairs: 65 % math (training problems; the answer is the worked
+    solution, column by column, ending "Answer: N"), 10 % "What does this program
+    print?", 10 % "Continue the story", 10 % "Write a short story about ...", 5 % short
+    passkey retrieval."""
     examples = []
     while len(examples) < n:
         r = rng.random()
@@ -284,7 +286,8 @@ def chat_examples(rng: random.Random, n: int) -> list[tuple[str, str]]:
 def math_eval_set(seed: int = 0, n: int = 200) -> list[MathItem]:
     """n distinct problems for exact-match accuracy: a reply is right when
     extract_answer(reply) == str(item.answer). Their computations are held out (see
-    is_held_out): no training text contains them, whatever the seed."""
+    is_held_out): no training text contains them, whatever the seed. item.kind says
+    which sort each is ("+", "-", "×", "two-step", "word", "word two-step")."""
     rng = random.Random(f"minids/math-eval/{seed}")
     problems, seen = [], set()
     while len(problems) < n:
@@ -295,27 +298,30 @@ def math_eval_set(seed: int = 0, n: int = 200) -> list[MathItem]:
     return problems
 
 
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*")
+_NUMBER = r"-?\d+(?:,\d{3})*"
 
 
 def extract_answer(text: str) -> str | None:
     """The final integer answer in a model's output, as a string, or None.
 
-    The answer is on the first line of the reply: after the last <|assistant|> of a
-    decoded chat, after "Answer:" of a "Question: ... Answer: ..." text, or else the
-    first line of the text, ending at any special token. On it, the number after
-    "answer is" if written, else the last number: "12 + 7 = 19" -> "19",
-    " 85\\nQuestion: What is 5 + 6?" -> "85", "Answer: 1,234" -> "1234"."""
+    The reply is the text after the last <|assistant|> of a decoded chat, up to the next
+    special token; in a pretraining-style text ("Question: ...\\n<working> Answer: N") it
+    is what follows the question, up to any next "Question:" (a new problem the model went
+    on to write). In the reply: the number after the LAST "Answer:"; without one, the
+    number after "answer is", else the last number. For example
+    "65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153. Answer: 153" -> "153",
+    "12 + 7 = 19" -> "19", " 85\\nQuestion: What is 5 + 6?" -> "85", "Answer: 1,234" -> "1234"."""
     if "<|assistant|>" in text:
         text = text.rsplit("<|assistant|>", 1)[1]
     text = text.split("<|", 1)[0].strip()
-    if text.startswith("Question:") and "Answer:" in text:
-        text = text.split("Answer:", 1)[1]
-    elif text.startswith("Answer:"):
-        text = text[len("Answer:"):]
-    line = text.strip().split("\n", 1)[0]
-    stated = re.search(r"answer is:?\s*(-?\d+(?:,\d{3})*)", line, re.IGNORECASE)
-    numbers = [stated.group(1)] if stated else _NUMBER.findall(line)
+    if text.startswith("Question:"):  # skip the question: up to its line end or "Answer:"
+        body = text[len("Question:"):]
+        ends = [i for i in (body.find("\n"), body.find("Answer:")) if i >= 0]
+        text = body[min(ends):] if ends else ""
+    text = text.split("Question:", 1)[0]
+    numbers = (re.findall(rf"Answer:\s*({_NUMBER})", text)
+               or re.findall(rf"answer is:?\s*({_NUMBER})", text, re.IGNORECASE)
+               or re.findall(_NUMBER, text))
     return str(int(numbers[-1].replace(",", ""))) if numbers else None
 
 
@@ -352,7 +358,7 @@ def prepare(data_dir="data", seed: int = 0, seq_len: int = 256, vocab_size: int 
        (BOS marks a document start, as the chat template's <|bos|> does), shuffled,
        packed into rows of seq_len + 1, saved as data/tokens/{train,val}.npy.
     Returns (and prints) a summary: characters, tokens and bytes per token per part."""
-    from minids.tokenizer import Tokenizer, train_tokenizer
+    from minids.tokenizer import train_tokenizer
 
     start = time.perf_counter()
     data_dir = Path(data_dir)

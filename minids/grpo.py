@@ -16,6 +16,7 @@ answer's tokens, then over answers (TRL's loss_type="grpo").
 
 import copy
 import random
+import re
 from dataclasses import dataclass
 
 import torch
@@ -66,7 +67,7 @@ class GRPOConfig:
     steps: int = 60
     prompts_per_step: int = 8
     group_size: int = 8  # G answers per prompt
-    max_new_tokens: int = 40
+    max_new_tokens: int = 128  # column working: median 49 tokens, longest 107
     temperature: float = 1.0
     lr: float = 1e-4
     beta: float = 0.04  # KL weight (DeepSeekMath)
@@ -79,11 +80,12 @@ class GRPOConfig:
 
 
 def reward(reply: str, answer: int, format_reward: float = 0.1) -> float:
-    """1 for the exact final answer, plus format_reward when the reply ends with a number
-    (it finished its line of working): a rule anyone can check, no reward model."""
+    """1 for the exact final answer, plus format_reward when the reply ends with
+    "Answer: <integer>" (it finished its working and stated a result): a rule anyone can
+    check, no reward model."""
     final = extract_answer(reply)
-    ends_with_number = bool(reply.strip()) and reply.strip()[-1].isdigit()
-    return float(final == str(answer)) + format_reward * ends_with_number
+    ends_with_answer = re.search(r"Answer: -?\d+$", reply.strip()) is not None
+    return float(final == str(answer)) + format_reward * ends_with_answer
 
 
 def sample_group(model, tokenizer, question, config: GRPOConfig, generator):

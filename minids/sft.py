@@ -78,7 +78,7 @@ def save_run(model, tokenizer, out_dir, step: int, eval_problems: int) -> float:
 
 
 @torch.no_grad()
-def answer(model, tokenizer, questions: list[str], max_new_tokens=48, **sampling) -> list[str]:
+def answer(model, tokenizer, questions: list[str], max_new_tokens=128, **sampling) -> list[str]:
     """The model's replies to questions in the chat template (greedy unless sampling says
     otherwise). Questions of the same token length are decoded as one batch."""
     device = model.embed.weight.device
@@ -101,7 +101,7 @@ def _until_eos(ids: list[int], eos_id: int) -> list[int]:
     return ids[: ids.index(eos_id)] if eos_id in ids else ids
 
 
-def math_accuracy(model, tokenizer, problems, max_new_tokens=48):
+def math_accuracy(model, tokenizer, problems, max_new_tokens=128):
     """Exact-match accuracy of the final integer over math problems (MathItem list);
     returns (accuracy, [(question, reply, correct)])."""
     replies = answer(model, tokenizer, [p.question for p in problems], max_new_tokens)

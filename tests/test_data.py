@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from minids import data
-from minids.corpus.arithmetic import OPS, MathItem, is_held_out, math_item, math_problem
+from minids.corpus.arithmetic import (KINDS, OPS, MathItem, column_working, is_held_out,
+                                      math_document, math_item, math_problem)
 from minids.corpus.passkey import PASSKEY_QUESTION, passkey_document
 from minids.corpus.programs import OUTPUT_MARK, PROGRAMS, run_program
 from minids.corpus.stories import _story
@@ -40,12 +41,12 @@ def test_regenerated_corpus_matches_the_committed_manifest(corpus):
     assert data._manifest(corpus, files, seed=0) == committed
 
 
-def test_mixture_is_70_15_10_5_percent_of_characters_with_2_percent_validation(corpus):
+def test_mixture_is_67_19_10_5_percent_of_characters_with_2_percent_validation(corpus):
     chars = {name: sum(len(t) for split in parts.values() for t in split)
              for name, parts in corpus.items()}
     total = sum(chars.values())
     assert 8e6 <= total <= 12e6
-    for name, share in {"stories": 0.70, "math": 0.15, "code": 0.10, "passkey": 0.05}.items():
+    for name, share in {"stories": 0.667, "math": 0.19, "code": 0.095, "passkey": 0.048}.items():
         assert chars[name] / total == pytest.approx(share, abs=0.01), name
         val, train = len(corpus[name]["val"]), len(corpus[name]["train"])
         assert val == pytest.approx((val + train) / data.VAL_EVERY, abs=1)
@@ -103,42 +104,101 @@ def test_pronouns_agree_with_the_character():
 
 WORDS = {"plus": "+", "minus": "-", "times": "×", "sum": "+", "product": "×", "Add": "+",
          "Multiply": "×", "Subtract": "-", "Take": "-"}
-STEP = re.compile(r"^(\d+) ([+×-]) (\d+) = (\d+)$")
+OPERATION = re.compile(r"(\d+) ([+×-]) (\d+): ")  # the restatement that starts a working
+COLUMN = re.compile(r"(\d+(?: [+×-] \d+){1,2}) = (\d+), write (\d+)(?: (carry|borrow) (\d))?")
 
 
-def expression_of(question: str, answer_line: str) -> tuple[str, int]:
-    """Recompute a problem from its text alone: (canonical expression, answer)."""
-    if "=" in answer_line:  # worked steps: each correct, each using the previous result
-        value, expression = None, ""
-        for step in answer_line.split(", "):
-            a, op, b, result = STEP.match(step).groups()
-            a, b, result = int(a), int(b), int(result)
-            assert result == OPS[op](a, b), step
-            assert value is None or a == value, answer_line
-            expression += (str(a) if value is None else "") + {"×": "*"}.get(op, op) + str(b)
-            value = result
-        return expression, value
-    a, b = map(int, re.findall(r"\d+", question))
+def digit(n, i):
+    return n // 10**i % 10
+
+
+def check_working(solution: str) -> tuple[str, int]:
+    """Check a worked solution from its text alone and return (expression, answer): each
+    operation starts from the previous result; each column uses the right digits, adds
+    the carry (or takes the borrow) of the column before and states a correct fact; the
+    digits written so far grow to the left; the last "write" of an operation is its
+    result, and "Answer: N" is the last result."""
+    body, answer = solution.rsplit(" Answer: ", 1)
+    pieces = OPERATION.split(body)
+    assert pieces[0] == "", solution
+    value, expression = None, ""
+    for a, op, b, working in zip(*[iter(pieces[1:])] * 4):
+        a, b = int(a), int(b)
+        assert value is None or a == value, solution
+        expression += (str(a) if value is None else "") + {"×": "*"}.get(op, op) + str(b)
+        columns = working.strip().removesuffix(".").split(". ")
+        assert len(columns) == len(str(a if op == "×" else max(a, b))), solution
+        carry, written = 0, ""
+        for i, column in enumerate(columns):
+            last = i == len(columns) - 1
+            left, result, now, mark, amount = COLUMN.fullmatch(column).groups()
+            numbers, result = [int(n) for n in re.findall(r"\d+", left)], int(result)
+            assert eval(left.replace("×", "*")) == result >= 0, column
+            if op == "-":
+                borrow = numbers[0] >= 10
+                assert numbers[0] == digit(a, i) + 10 * borrow and numbers[-1] == digit(b, i)
+                assert numbers[1:-1] == [1] * carry and set(re.findall(r"[+×-]", left)) == {"-"}
+                assert (mark == "borrow") == borrow and not (borrow and last) and result <= 9, column
+                carry, new = int(borrow), str(result)
+            else:
+                assert numbers == [digit(a, i), digit(b, i) if op == "+" else b] + [carry] * (carry > 0)
+                assert re.findall(r"[+×-]", left) == [op] + ["+"] * (carry > 0), column
+                carry, new = result // 10, str(result if last else result % 10)
+                assert mark == ("carry" if carry and not last else None) and amount in (None, str(carry))
+            written = new + written
+            assert now == (str(int(written)) if last else written), column
+        value = int(now)
+        assert value == OPS[op](a, b), column
+    assert answer == str(value), solution
+    return expression, value
+
+
+def expression_of_question(question: str) -> str:
+    """The expression of a plain arithmetic question ("Subtract 5 from 12" is 12-5)."""
+    numbers = re.findall(r"\d+", question)
     ops = re.findall(r"[+×-]", question) or [WORDS[w] for w in re.findall(r"\w+", question) if w in WORDS]
     if question.startswith(("Subtract", "Take")):
-        a, b = b, a  # "Subtract 5 from 12" is 12 - 5
-    return f"{a}{ {'×': '*'}.get(ops[0], ops[0]) }{b}", OPS[ops[0]](a, b)
+        numbers = numbers[::-1]
+    return numbers[0] + "".join({"×": "*"}.get(op, op) + n for op, n in zip(ops, numbers[1:]))
 
 
 def math_documents(corpus, split="train"):
     for document in corpus["math"][split]:
-        question, answer = document.split("\n")
-        assert question.startswith("Question: ") and answer.startswith("Answer: ")
-        yield question[len("Question: "):], answer[len("Answer: "):]
+        question, solution = document.split("\n")
+        assert question.startswith("Question: ") and solution.endswith(f"Answer: {extract_int(solution)}")
+        yield question[len("Question: "):], solution
 
 
 def test_math_answers_recompute_from_the_question_and_working(corpus):
-    for question, answer_line in math_documents(corpus):
-        expression, value = expression_of(question, answer_line)
-        assert extract_int(answer_line) == value
+    for question, solution in math_documents(corpus):
+        expression, value = check_working(solution)
+        assert extract_int(solution) == value == eval(expression) >= 0
         assert Counter(re.findall(r"\d+", expression)) <= Counter(re.findall(r"\d+", question)) \
             or "legs" in question, question  # the legs problem states "4 legs" itself
-        assert eval(expression) == value >= 0  # left to right == operator precedence here
+        if question.startswith(("What is", "Compute", "How much", "Add", "Subtract", "Take",
+                                "Multiply")) and "legs" not in question:
+            assert expression_of_question(question) == expression, question
+
+
+def test_column_working_examples():
+    assert column_working(65, "+", 88) == (
+        "65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153.", 153)
+    assert column_working(74, "-", 38) == (
+        "74 - 38: 14 - 8 = 6, write 6 borrow 1. 7 - 1 - 3 = 3, write 36.", 36)
+    assert column_working(28, "×", 6) == (
+        "28 × 6: 8 × 6 = 48, write 8 carry 4. 2 × 6 + 4 = 16, write 168.", 168)
+    assert column_working(7, "+", 45)[0] == \
+        "7 + 45: 7 + 5 = 12, write 2 carry 1. 0 + 4 + 1 = 5, write 52."
+    assert column_working(105, "-", 98)[0].endswith("1 - 1 - 0 = 0, write 7.")  # no leading 0
+    for a in range(0, 1000, 7):
+        for b in range(0, 1000, 11):
+            for op in "+-×":
+                if (op != "-" or a >= b) and (op != "×" or b < 10):
+                    text, result = column_working(a, op, b)
+                    assert check_working(f"{text} Answer: {result}") == (
+                        f"{a}{ {'×': '*'}.get(op, op) }{b}", OPS[op](a, b))
+    with pytest.raises(ValueError):
+        column_working(3, "-", 5)
 
 
 def extract_int(text):
@@ -147,11 +207,19 @@ def extract_int(text):
 
 def test_math_item_fields_agree():
     rng = random.Random(0)
-    for _ in range(2000):
-        item = math_item(rng)
-        assert eval(item.expression) == item.answer
+    items = [math_item(rng) for _ in range(3000)]
+    for item in items:
+        expression, value = check_working(item.solution)
+        assert expression == item.expression and value == item.answer == eval(item.expression)
         assert data.extract_answer(item.solution) == str(item.answer)
-        assert item.solution.split()[-1] == str(item.answer)
+        assert data.extract_answer(math_document(item)) == str(item.answer)
+        assert math_document(item) == f"Question: {item.question}\n{item.solution}"
+    kinds = Counter(item.kind for item in items)
+    assert set(kinds) == set(KINDS) and kinds["+"] + kinds["-"] + kinds["×"] > 1200
+    sizes = Counter(tuple(len(n) for n in re.findall(r"\d+", item.expression))
+                    for item in items if item.kind in "+-")
+    assert sizes[(2, 2)] > sizes[(2, 1)] > sizes[(3, 2)] > sizes[(3, 3)] > 0  # mostly 2 digits
+    assert max(item.answer for item in items if item.kind == "×") <= 99 * 9
     assert math_problem(random.Random(5)) == math_problem(random.Random(5))
 
 
@@ -161,6 +229,12 @@ def test_math_item_fields_agree():
     ("Question: What is 2 + 2?\nAnswer: 4\nQuestion: 9", "4"), ("The answer is 42.", "42"),
     ("3 - 5 = -2", "-2"), ("<|bos|><|user|>What is 3 + 4?<|assistant|>7<|eos|>", "7"),
     ("I do not know", None), ("", None), ("007", "7"),
+    ("65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153. Answer: 153", "153"),
+    ("12 + 7: 2 + 7 = 9, write 9. 1 + 0 = 1, write 19. Answer: 19. 19 - 5: Answer: 14", "14"),
+    ("Question: What is 12 + 7?\n12 + 7: 2 + 7 = 9, write 9. 1 + 0 = 1, write 19. Answer: 19\n"
+     "Question: What is 5 + 6?\n5 + 6: 5 + 6 = 11, write 11. Answer: 11", "19"),
+    ("Question: What is 2 + 2? Answer: 4", "4"), ("Question: What is 12 + 7?\n", None),
+    ("<|user|>What is 3 + 4?<|assistant|>3 + 4: 3 + 4 = 7, write 7. Answer:7<|eos|>", "7"),
 ])
 def test_extract_answer_reads_typical_outputs(output, expected):
     assert data.extract_answer(output) == expected
@@ -172,10 +246,16 @@ def test_math_eval_set_is_disjoint_from_all_training_math(corpus):
     assert all(isinstance(p, MathItem) and is_held_out(p) for p in problems)
     assert data.math_eval_set(seed=0, n=300) == problems
     held_out = {p.expression for p in problems}
-    training = [expression_of(q, a)[0] for split in data.SPLITS for q, a in math_documents(corpus, split)]
-    assert not held_out & set(training)
+    training = {check_working(s)[0] for split in data.SPLITS for _, s in math_documents(corpus, split)}
+    assert not held_out & training
     chat = {q for q, _ in data.chat_examples(random.Random(0), 2000)}
     assert not {p.question for p in problems} & chat
+    # never held out: a problem of single digits only; training shows every one of them
+    assert all(max(map(len, re.findall(r"\d+", p.expression))) > 1 for p in problems)
+    singles = {f"{a}{op}{b}" for a in range(2, 10) for b in range(2, 10) for op in "+-*"
+               if op != "-" or a >= b}
+    assert singles <= training
+    assert Counter(p.kind for p in problems)["+"] > 20
 
 
 # Code.

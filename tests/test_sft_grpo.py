@@ -40,9 +40,13 @@ def test_answer_batches_prompts_of_equal_length():
 
 
 def test_reward_is_exact_answer_plus_format():
-    assert reward("12 + 7 = 19", 19) == 1.1
-    assert reward("19", 19, format_reward=0.0) == 1.0
-    assert reward("12 + 7 = 18", 19) == 0.1
+    worked = "12 + 7: 2 + 7 = 9, write 9. 1 + 0 = 1, write 19. Answer: 19"
+    assert reward(worked, 19) == 1.1
+    assert reward(worked, 19, format_reward=0.0) == 1.0
+    assert reward(worked.replace("19", "18"), 19) == 0.1  # finished, but wrong
+    assert reward("12 + 7 = 19", 19) == 1.0  # right, but no "Answer: N" at the end
+    assert reward("Answer: 19. Then more text", 19) == 1.0
+    assert reward("12 + 7: 2 + 7 = 9, write 9.", 19) == 0.0  # cut off before the answer
     assert reward("I do not know", 19) == 0.0
 
 

@@ -60,6 +60,13 @@ def test_digits_are_single_tokens(tok):
     assert not any(len(t) > 1 and t.isdigit() for t in tokens)
 
 
+def test_the_words_of_the_math_working_are_single_tokens(tok):
+    working = "28 × 6: 8 × 6 = 48, write 8 carry 4. 14 - 8 = 6, write 6 borrow 1. Answer: 168"
+    tokens = [tok.id_to_token(i) for i in tok.encode(working)]
+    assert {"Ġwrite", "Ġcarry", "Ġborrow", "ĠAnswer", "Ġ=", "Ġ-"} <= set(tokens)
+    assert len(tokens) == 46  # digits one by one, and a space token before each number
+
+
 def test_chat_prompt_layout(tok):
     question = "What is 3 + 4?"
     assert tok.chat_prompt(question) == [tok.bos_id, tok.user_id, *tok.encode(question),

@@ -1,15 +1,33 @@
-"""Math: arithmetic and word problems with exact integer answers.
+"""Math: arithmetic and word problems, solved in writing, column by column.
 
-    Question: Tom has 12 apples. He buys 7 more. How many apples does Tom have now?
-    Answer: 12 + 7 = 19
+    Question: What is 65 + 88?
+    65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153. Answer: 153
 
-The answer line ends with the answer ("Answer: 85" for "What is 37 + 48?"); word and
-two-step problems show their working first, one "a op b = c" step per operation (a tiny
-chain of thought SFT can teach). About 1 in 10 computations are held out for evaluation.
+A solution restates each operation ("65 + 88:"), then works through its columns from
+right to left: one single-digit fact per column ("6 + 8 + 1 = 15"), with an explicit
+carry (or borrow), and the digits written so far ("write 3", then "write 153": the new
+digit goes in front of the old ones). The last "write" is the result, and "Answer: N"
+copies it. So every step is a copy or a single-digit fact that training shows thousands
+of times, and an unseen problem is only a new composition of familiar steps:
+
+    74 - 38: 14 - 8 = 6, write 6 borrow 1. 7 - 1 - 3 = 3, write 36. Answer: 36
+    28 × 6: 8 × 6 = 48, write 8 carry 4. 2 × 6 + 4 = 16, write 168. Answer: 168
+
+A missing digit is a 0 ("7 + 45: 7 + 5 = 12, write 2 carry 1. 0 + 4 + 1 = 5, write 52."),
+and the last "write" drops leading zeros ("74 - 68: ... 7 - 1 - 6 = 0, write 6."). Word
+and two-step problems restate and work each operation in turn, the second on the result
+of the first.
+
+The problems: 60 % plain one-step arithmetic (+ and - 3/8 each, mostly 2-digit ± 2- or
+1-digit, some 3-digit; × 1/4, a 1- or 2-digit number times a single digit), 6 % two-step
+arithmetic, 4 % "legs", 24 % one-step and 6 % two-step word problems. About 1 in 10
+computations are held out for evaluation; never one whose numbers are all single digits,
+so every single-digit fact stays in training.
 """
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 
 from minids.corpus.stories import _character, _phrases, fill
@@ -72,43 +90,73 @@ WORD_PROBLEMS = {  # operations: templates; the steps use the numbers in the ord
     ],
 }
 _LEGS_PROBLEM = "A {animal} has 4 legs. How many legs do {a} {animals} have?"
+KINDS = ("+", "-", "×", "two-step", "word", "word two-step")
 
 
 @dataclass(frozen=True)
 class MathItem:
     question: str
-    solution: str  # the text after "Answer: "; it ends with the answer
+    solution: str  # the worked solution; it ends with "Answer: <answer>"
     answer: int
     expression: str  # e.g. "12+7-5" or "6*4+3": evaluates (left to right) to the answer
+    kind: str = ""  # one of KINDS: plain "+", "-", "×", "two-step", "word", "word two-step"
 
 
-def _operand(rng: random.Random) -> int:
-    """Mostly 1-2 digits, sometimes 3."""
-    r = rng.random()
-    if r < 0.40:
-        return rng.randint(2, 9)
-    if r < 0.88:
-        return rng.randint(10, 99)
-    return rng.randint(100, 999)
+# --------------------------------------------------------------------------------------
+# The working: column arithmetic, right to left.
+# --------------------------------------------------------------------------------------
+
+def _digit(n: int, column: int) -> int:
+    return n // 10**column % 10
 
 
-def _operands(rng: random.Random, op: str) -> tuple[int, int]:
-    if op == "×":
-        if rng.random() < 0.7:
-            return rng.randint(2, 12), rng.randint(2, 12)
-        return rng.randint(13, 99), rng.randint(2, 9)
-    a, b = _operand(rng), _operand(rng)
-    return (max(a, b), min(a, b)) if op == "-" else (a, b)
+def column_working(a: int, op: str, b: int) -> tuple[str, int]:
+    """The written working of one operation and its result, e.g. (for 65 + 88)
+    ("65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153.", 153).
+    "+" and "-" (a >= b) go over the columns of the longer number; "×" over the digits
+    of a, with b a single digit."""
+    if op == "-" and a < b:
+        raise ValueError(f"{a} - {b}: the working never goes below zero")
+    if op == "×" and not 0 <= b <= 9:
+        raise ValueError(f"{a} × {b}: the second factor must be a single digit")
+    columns = len(str(max(a, b))) if op != "×" else len(str(a))
+    steps, written, carry = [], "", 0
+    for i in range(columns):
+        last = i == columns - 1
+        x, y = _digit(a, i), _digit(b, i)
+        if op == "+":
+            value = x + y + carry
+            left = f"{x} + {y}" + (f" + {carry}" if carry else "")
+        elif op == "×":
+            value = x * b + carry
+            left = f"{x} × {b}" + (f" + {carry}" if carry else "")
+        else:  # "-": borrow 1 from the next column when this one would go below zero
+            borrow = x - carry < y
+            value = 10 * borrow + x - carry - y
+            left = f"{'1' if borrow else ''}{x}" + (" - 1" if carry else "") + f" - {y}"
+        if last:
+            written = str(int(str(value) + written))  # the whole result, no leading zeros
+            steps.append(f"{left} = {value}, write {written}.")
+        elif op == "-":
+            written = str(value) + written
+            carry = int(borrow)
+            steps.append(f"{left} = {value}, write {written}" + (" borrow 1." if borrow else "."))
+        else:
+            written = str(value % 10) + written
+            carry = value // 10
+            steps.append(f"{left} = {value}, write {written}" + (f" carry {carry}." if carry else "."))
+    result = OPS[op](a, b)
+    assert int(written) == result, (a, op, b, written)
+    return f"{a} {op} {b}: " + " ".join(steps), result
 
 
-def _steps(numbers, ops) -> tuple[list[str], int]:
-    """'a op b = r' strings, applied left to right, and the result."""
-    value, steps = numbers[0], []
+def _solve(numbers, ops) -> tuple[str, int]:
+    """The working of every operation, left to right, then "Answer: N"."""
+    value, parts = numbers[0], []
     for op, n in zip(ops, numbers[1:]):
-        result = OPS[op](value, n)
-        steps.append(f"{value} {op} {n} = {result}")
-        value = result
-    return steps, value
+        text, value = column_working(value, op, n)
+        parts.append(text)
+    return " ".join(parts) + f" Answer: {value}", value
 
 
 def _expression(numbers, ops) -> str:
@@ -118,12 +166,37 @@ def _expression(numbers, ops) -> str:
     return text
 
 
+# --------------------------------------------------------------------------------------
+# The problems: mostly 2-digit ± 2- or 1-digit, some 3-digit, × by a single digit.
+# --------------------------------------------------------------------------------------
+
+def _number(rng: random.Random, digits: int) -> int:
+    return rng.randint(2, 9) if digits == 1 else rng.randint(10 ** (digits - 1), 10**digits - 1)
+
+
+def _operands(rng: random.Random, op: str, three_digits: bool = True) -> tuple[int, int]:
+    """Two numbers for op (a single digit is 2..9). "×": a 1- or 2-digit number times a
+    single digit. "+" and "-": digit lengths (1, 1) 15 %, (2, 1) 30 %, (2, 2) 40 %,
+    (3, 2) 10 %, (3, 3) 5 % (only the first three without three_digits); "+" puts the
+    shorter number first 30 % of the time, "-" never goes below zero."""
+    if op == "×":
+        return _number(rng, rng.choice((1, 2))), rng.randint(2, 9)
+    r = rng.random() * (1.0 if three_digits else 0.85)
+    sizes = ((1, 1) if r < 0.15 else (2, 1) if r < 0.45 else (2, 2) if r < 0.85 else
+             (3, 2) if r < 0.95 else (3, 3))
+    a, b = _number(rng, sizes[0]), _number(rng, sizes[1])
+    if op == "-":
+        return max(a, b), min(a, b)
+    return (b, a) if rng.random() < 0.3 else (a, b)
+
+
 def _two_step_numbers(rng: random.Random, ops) -> list[int]:
-    """Three numbers for two steps, keeping every intermediate result >= 0."""
+    """Three numbers for two steps (2 digits at most, so the working stays short),
+    keeping every intermediate result >= 0."""
     while True:
-        a, b = _operands(rng, ops[0])
+        a, b = _operands(rng, ops[0], three_digits=False)
         first = OPS[ops[0]](a, b)
-        c = rng.randint(2, 30) if ops[1] != "×" else rng.randint(2, 5)
+        c = _number(rng, rng.choice((1, 2)))
         if ops[1] != "-" or c <= first:
             return [a, b, c]
 
@@ -135,34 +208,40 @@ def _new_math_item(rng: random.Random) -> MathItem:
     herd, home = rng.choice(HERDS)
     values = {"name": hero.name, "He": hero.He, "friend": friend.name, "herd": herd,
               "home": home, "items": rng.choice(ITEMS), "foods": rng.choice(FOOD_ITEMS)}
-    if kind < 0.50:  # one-step arithmetic: the answer alone
-        op = rng.choice(list(ARITHMETIC))
-        a, b = _operands(rng, op)
-        question = fill(rng.choice(ARITHMETIC[op].split(" || ")), {"a": a, "b": b}, rng)
-        steps, answer = _steps([a, b], [op])
-        return MathItem(question, str(answer), answer, _expression([a, b], [op]))
-    if kind < 0.60:  # two-step arithmetic
-        ops = rng.choice([("+", "-"), ("+", "+"), ("-", "+"), ("×", "+"), ("×", "-")])
+    if kind < 0.60:  # one-step arithmetic: + and - 3/8 each, × 1/4
+        op = rng.choice(("+", "+", "+", "-", "-", "-", "×", "×"))
+        numbers, ops = list(_operands(rng, op)), (op,)
+        question = fill(rng.choice(ARITHMETIC[op].split(" || ")), dict(zip("ab", numbers)), rng)
+        label = op
+    elif kind < 0.66:  # two-step arithmetic
+        ops = rng.choice([("+", "-"), ("+", "+"), ("-", "+"), ("-", "-"), ("×", "+"), ("×", "-")])
         numbers = _two_step_numbers(rng, ops)
         template = rng.choice(TWO_STEP_ARITHMETIC.split(" || "))
         question = fill(template, dict(zip("abc", numbers), op1=ops[0], op2=ops[1]), rng)
-    elif kind < 0.64:  # legs: a times 4
+        label = "two-step"
+    elif kind < 0.70:  # legs: a times 4
         numbers, ops = [rng.randint(2, 12), 4], ("×",)
         animals = rng.choice(FOUR_LEGGED)
         animal = "sheep" if animals == "sheep" else animals[:-1]
         question = _LEGS_PROBLEM.format(a=numbers[0], animal=animal, animals=animals)
-    else:  # word problems, one or two steps
-        ops = rng.choice(list(WORD_PROBLEMS))
+        label = "word"
+    else:  # word problems: 80 % one step, 20 % two
+        steps = 1 if rng.random() < 0.8 else 2
+        ops = rng.choice([ops for ops in WORD_PROBLEMS if len(ops) == steps])
         numbers = _two_step_numbers(rng, ops) if len(ops) == 2 else list(_operands(rng, ops[0]))
         values.update(zip("abc", numbers))
         question = fill(rng.choice(WORD_PROBLEMS[ops]), values, rng)
-    steps, answer = _steps(numbers, ops)
-    return MathItem(question, ", ".join(steps), answer, _expression(numbers, ops))
+        label = "word" if len(ops) == 1 else "word two-step"
+    solution, answer = _solve(numbers, ops)
+    return MathItem(question, solution, answer, _expression(numbers, ops), label)
 
 
 def is_held_out(item: MathItem) -> bool:
     """About 1 in 10 computations (by a hash of the expression, e.g. "12+7") are kept for
-    evaluation only: training never shows them, in any wording."""
+    evaluation only: training never shows them, in any wording. Never one whose numbers
+    are all single digits: every single-digit fact stays in training."""
+    if all(len(n) == 1 for n in re.findall(r"\d+", item.expression)):
+        return False
     return hashlib.sha256(item.expression.encode()).digest()[0] < 26
 
 
@@ -181,4 +260,5 @@ def math_problem(rng: random.Random) -> tuple[str, str]:
 
 
 def math_document(item: MathItem) -> str:
-    return f"Question: {item.question}\nAnswer: {item.solution}"
+    """A pretraining document: "Question: <question>\\n<worked solution ending Answer: N>"."""
+    return f"Question: {item.question}\n{item.solution}"
