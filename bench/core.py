@@ -1,6 +1,6 @@
 """Benchmark of the minids core against transformers' DeepseekV3ForCausalLM.
 
-    python -m bench.core            # about 2 minutes on 2 CPU cores
+    python -m bench.core            # about a minute on 2 idle CPU cores
     python -m bench.core --quick    # a smoke run with fewer repeats, about 20 s
 
 Everything runs on the `book` preset, fp32, on the CPU with torch.set_num_threads(2) and
