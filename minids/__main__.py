@@ -1,4 +1,4 @@
-"""Command line: python -m minids {data,train,sft,grpo,export,generate,chat} [flags].
+"""Command line: python -m minids {data,train,sft,grpo,export,generate,chat,bench} [flags].
 
 Every stage writes a run folder (weights, config, tokenizer, log) that the next reads with
 --checkpoint. A bad flag, a missing checkpoint or an over-long prompt prints one line
@@ -61,6 +61,14 @@ def build_parser() -> Parser:
         stage.add_argument("--seed", type=int, default=0)
         _add_common(stage)
 
+    bench = commands.add_parser("bench", help="training tokens/s, MFU, and validation loss "
+                                "against a dense baseline at equal wall-clock time")
+    bench.add_argument("--preset", default="book", help="tiny | book | small")
+    bench.add_argument("--seconds", type=float, default=180.0,
+                       help="training time of each model in the equal wall-clock comparison")
+    bench.add_argument("--out", default=None, metavar="FILE", help="also write the figures as JSON")
+    _add_common(bench)
+
     return parser
 
 
@@ -79,7 +87,6 @@ def run_train(args):
     import json
 
     from minids.config import ModelConfig
-    from minids.data import load_tokens
     from minids.train import STATE_JSON, TRAIN_PRESETS, TrainConfig, Trainer
 
     tokenizer = load_tokenizer(Path(args.data))
@@ -103,12 +110,40 @@ def run_train(args):
                          f"{model_config.vocab_size}")
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(out / "tokenizer.json")
-    # rows as long as the packed data, or re-cut to the model's context if that is shorter
-    seq_len = min(load_tokens(args.data, "val").shape[1] - 1, model_config.max_position_embeddings)
-    train_tokens, val_tokens = (load_tokens(args.data, split, seq_len) for split in ("train", "val"))
+    train_tokens, val_tokens = load_rows(args.data, model_config)
     Trainer(model_config, train_config, train_tokens, val_tokens, out, args.device,
             resume=bool(args.resume)).run()
     print(f"saved {out}")
+
+
+def load_rows(data_dir, model_config):
+    """The packed training and validation rows, re-cut to the model's context if the
+    packed rows are longer."""
+    from minids.data import load_tokens
+
+    seq_len = min(load_tokens(data_dir, "val").shape[1] - 1, model_config.max_position_embeddings)
+    return tuple(load_tokens(data_dir, split, seq_len) for split in ("train", "val"))
+
+
+def run_bench(args):
+    import json
+
+    from minids import bench
+    from minids.config import ModelConfig
+    from minids.train import TRAIN_PRESETS, resolve_device
+
+    if args.preset not in TRAIN_PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    tokenizer = load_tokenizer(Path(args.data))
+    model_config = ModelConfig.preset(args.preset, vocab_size=tokenizer.vocab_size)
+    train_tokens, val_tokens = load_rows(args.data, model_config)
+    figures = bench.run(args.preset, train_tokens, val_tokens, resolve_device(args.device),
+                        args.seconds, model_config)
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=1))
+        print(f"saved {args.out}")
 
 
 def run_finetune(args):
@@ -199,7 +234,7 @@ def load_run(args):
 
 
 COMMANDS = {"data": run_data, "train": run_train, "sft": run_finetune, "grpo": run_finetune,
-            "export": run_export, "generate": run_generate, "chat": run_chat}
+            "export": run_export, "generate": run_generate, "chat": run_chat, "bench": run_bench}
 
 
 def main(argv=None) -> int:

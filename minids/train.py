@@ -107,9 +107,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float):
         group["lr"] = lr
 
 
-def optimizer_step(model: MiniDeepSeek, optimizer, grad_clip: float, all_reduce_loads=False):
+def optimizer_step(model: MiniDeepSeek, optimizer, grad_clip: float, all_reduce_loads=False,
+                   bias_update_speed: float | None = None):
     """Clip, step, clear the gradients, then the sign-rule update of every routing bias
-    over the step's tokens (summed over processes first if all_reduce_loads).
+    over the step's tokens (summed over processes first if all_reduce_loads), at the
+    model's own speed gamma unless bias_update_speed says otherwise (0 freezes the biases).
     Returns (gradient norm before clipping, mean MaxVio of the step's routers)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
@@ -117,7 +119,7 @@ def optimizer_step(model: MiniDeepSeek, optimizer, grad_clip: float, all_reduce_
     if all_reduce_loads:
         for router in model.routers():
             dist.all_reduce(router.load)
-    loads = model.update_router_biases()
+    loads = model.update_router_biases(bias_update_speed)
     return float(grad_norm), _mean([max_violation(load) for load in loads])
 
 
@@ -212,8 +214,10 @@ class Trainer:
             chunk = shard[i * batch : (i + 1) * batch].to(self.device)
             out = self.model(chunk[:, :-1], chunk[:, 1:])
             losses.append(out.main_loss.item())
-            step_loads = torch.stack([r.last_load for r in self.model.routers(mtp=False)])
-            loads = step_loads if loads is None else loads + step_loads
+            routers = self.model.routers(mtp=False)
+            if routers:  # a dense model has none
+                step_loads = torch.stack([r.last_load for r in routers])
+                loads = step_loads if loads is None else loads + step_loads
         result = _mean_over_processes({"val_loss": _mean(losses)})
         if loads is not None:
             result["val_maxvio"] = _mean([max_violation(l) for l in loads])

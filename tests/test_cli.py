@@ -54,16 +54,23 @@ def test_generate_and_chat_print_text(run_folder, capsys):
     assert capsys.readouterr().out.strip() != ""
 
 
-def test_train_then_resume_from_the_command_line(tmp_path, capsys):
+def make_data_folder(folder):
+    """A data folder as `python -m minids data` leaves it: a tokenizer and packed rows
+    (counting sequences, 64 training rows and 16 validation rows of 64 tokens)."""
     from minids.data import save_tokens
-    from minids.train import read_log
     from tests.conftest import counting_batch
 
-    data = tmp_path / "data"
-    (data / "tokens").mkdir(parents=True)
-    TOKENIZER.save(data / "tokenizer.json")
+    (folder / "tokens").mkdir(parents=True)
+    TOKENIZER.save(folder / "tokenizer.json")
     for split, rows in (("train", 64), ("val", 16)):
-        save_tokens(counting_batch(rows, 64, vocab=TOKENIZER.vocab_size), data / "tokens" / f"{split}.npy")
+        save_tokens(counting_batch(rows, 64, vocab=TOKENIZER.vocab_size), folder / "tokens" / f"{split}.npy")
+    return folder
+
+
+def test_train_then_resume_from_the_command_line(tmp_path, capsys):
+    from minids.train import read_log
+
+    data = make_data_folder(tmp_path / "data")
     run = tmp_path / "run"
     common = ["--data", str(data), "--device", "cpu"]
     assert main(["train", "--preset", "tiny", "--steps", "3", "--out", str(run), *common]) == 0

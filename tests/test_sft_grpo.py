@@ -3,7 +3,7 @@
 import torch
 
 import minids
-from minids.grpo import GRPOConfig, grpo, reward, sample_group
+from minids.grpo import GRPOConfig, grpo, reward, sample_groups
 from minids.sft import SFTConfig, answer, sft
 from minids.tokenizer import Tokenizer
 from minids.train import read_log
@@ -50,26 +50,41 @@ def test_reward_is_exact_answer_plus_format():
     assert reward("I do not know", 19) == 0.0
 
 
-def test_sample_group_masks_everything_after_the_first_eos():
+def test_sample_groups_batch_equal_lengths_and_mask_after_the_first_eos():
     model = tiny_chat_model().eval()
     config = GRPOConfig(group_size=4, max_new_tokens=12)
-    _, completions, mask = sample_group(model, TOKENIZER, "What is 2 + 3?", config,
-                                        torch.Generator().manual_seed(0))
-    for row, keep in zip(completions.tolist(), mask.tolist()):
-        if TOKENIZER.eos_id in row:
-            first = row.index(TOKENIZER.eos_id)
-            assert keep == [True] * (first + 1) + [False] * (len(row) - first - 1)
-        else:
-            assert all(keep)
+    questions = ["What is 2 + 3?", "What is 7 + 1?", "What is 12 + 30?"]  # lengths a, a, b
+    batches = sample_groups(model, TOKENIZER, questions, config, torch.Generator().manual_seed(0))
+    assert sorted(i for *_, indices in batches for i in indices) == [0, 1, 2]
+    assert sorted(len(indices) for *_, indices in batches) == [1, 2]
+    for prompts, completions, mask, indices in batches:
+        assert prompts.shape[0] == completions.shape[0] == 4 * len(indices)
+        for row, prompt in enumerate(prompts.tolist()):  # each question G times, in order
+            assert prompt == TOKENIZER.chat_prompt(questions[indices[row // 4]])
+        for row, keep in zip(completions.tolist(), mask.tolist()):
+            if TOKENIZER.eos_id in row:
+                first = row.index(TOKENIZER.eos_id)
+                assert keep == [True] * (first + 1) + [False] * (len(row) - first - 1)
+            else:
+                assert all(keep)
 
 
-def test_grpo_runs_logs_and_keeps_the_reference_frozen(tmp_path):
+def test_grpo_runs_logs_and_keeps_the_reference_frozen(tmp_path, monkeypatch):
+    # The untrained tiny model never answers right; reward reply length instead, so that
+    # the groups have different rewards and the policy has something to follow.
+    monkeypatch.setattr("minids.grpo.reward", lambda reply, answer, format_reward: len(reply) % 3)
     model = tiny_chat_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     grpo(model, TOKENIZER, GRPOConfig(steps=2, prompts_per_step=2, group_size=4,
-                                      max_new_tokens=8, eval_problems=4, progress=False),
+                                      max_new_tokens=8, eval_problems=4, eval_every=1,
+                                      progress=False),
          out_dir=tmp_path)
     log = read_log(tmp_path)
     assert [r["step"] for r in log] == [1, 2, 2]
+    # held-out accuracy after step 1 (eval_every), and once at the end
+    assert ["math_accuracy" in r for r in log] == [True, False, True]
     assert all(r["kl"] >= 0 for r in log[:2]) and log[0]["kl"] == 0  # pi == pi_ref at step 1
-    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    after = model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if not k.endswith("gate.bias"))
+    # the routing biases stay frozen in RL (bias_update_speed = 0 by default)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.endswith("gate.bias"))

@@ -1,0 +1,118 @@
+"""The chapters as files: student copies, and the setup cell every chapter starts with.
+
+A solution sits between nbgrader's markers inside a code cell:
+
+    def rmsnorm(x, weight, eps):
+        ### BEGIN SOLUTION
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+        ### END SOLUTION
+
+The student copy keeps the cell with the markers and everything between them replaced by
+`raise NotImplementedError` (indented like the marker), and has no outputs. The solution
+cell carries the `hide-input` tag, so the rendered book shows it behind a toggle.
+"""
+
+from pathlib import Path
+
+import nbformat
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN = "hide-input"  # jupyter-book (myst-nb) folds the cell's code away until clicked
+
+
+def has_solution(cell) -> bool:
+    return cell.cell_type == "code" and BEGIN in cell.source
+
+
+def strip_solution(source: str) -> str:
+    """The cell's code with each solution block replaced by `raise NotImplementedError`."""
+    lines, inside = [], False
+    for number, line in enumerate(source.splitlines(), start=1):
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"line {number}: {BEGIN} inside a solution")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(f"{indent}raise NotImplementedError")
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            lines.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN} without {END}")
+    return "\n".join(lines)
+
+
+def student_copy(notebook):
+    """A copy with the solutions stripped and every output cleared."""
+    copy = nbformat.from_dict(notebook)
+    for index, cell in enumerate(copy.cells):
+        if cell.cell_type != "code":
+            continue
+        if has_solution(cell):
+            try:
+                cell.source = strip_solution(cell.source)
+            except ValueError as error:
+                raise ValueError(f"code cell {index}: {error}") from None
+        cell.outputs, cell.execution_count = [], None
+    return copy
+
+
+def write_student_copies(notebooks_dir="notebooks", out_dir="student") -> list[Path]:
+    """Write the student copy of every notebook in notebooks_dir into out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
+        try:
+            copy = student_copy(nbformat.read(path, as_version=4))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        nbformat.write(copy, out / path.name)
+        written.append(out / path.name)
+    return written
+
+
+def read_setup_cell(path="book/setup_cell.py") -> str:
+    return Path(path).read_text().strip()
+
+
+def first_code_index(notebook) -> int | None:
+    return next((i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"), None)
+
+
+def sync(notebook, setup_source: str) -> bool:
+    """Make the first code cell the setup cell (replacing an older setup cell, or
+    inserting it) and tag the setup and solution cells hide-input. True if it changed."""
+    changed = False
+    index = first_code_index(notebook)
+    first = None if index is None else notebook.cells[index]
+    if first is None or not first.source.startswith(setup_source.splitlines()[0]):
+        first = nbformat.v4.new_code_cell(setup_source)
+        notebook.cells.insert(len(notebook.cells) if index is None else index, first)
+        changed = True
+    elif first.source != setup_source:
+        first.source, first.outputs, first.execution_count = setup_source, [], None
+        changed = True
+    for cell in notebook.cells:
+        if cell is first or has_solution(cell):
+            tags = cell.metadata.setdefault("tags", [])
+            if HIDDEN not in tags:
+                tags.append(HIDDEN)
+                changed = True
+    return changed
+
+
+def sync_notebooks(notebooks_dir="notebooks", setup_cell="book/setup_cell.py") -> list[Path]:
+    """Sync every notebook in notebooks_dir; returns the ones that changed."""
+    setup_source = read_setup_cell(setup_cell)
+    changed = []
+    for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        if sync(notebook, setup_source):
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed

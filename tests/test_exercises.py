@@ -1,0 +1,234 @@
+"""The exercise checkers and the student copies of the chapters."""
+
+import nbformat
+import pytest
+import torch
+from IPython.core.formatters import DisplayFormatter
+from jupyter_client import KernelManager
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
+
+from minids.exercises import EXERCISES, check
+from minids.exercises.__main__ import main
+from minids.exercises.catalog import absorb_query, mtp_loss, rmsnorm
+from minids.exercises.notebooks import read_setup_cell, strip_solution, student_copy
+from tests.chapters import CHAPTERS, CHECK_CALL, REPO, chapter_ids
+from tests.conftest import tiny_model
+
+# The checkers.
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_every_reference_passes_its_checker(exercise_id, capsys):
+    result = check(exercise_id, EXERCISES[exercise_id].reference)
+    assert result and result.passed
+    assert capsys.readouterr().out == result.message + "\n"
+    assert "passed" in result.message
+
+
+MISTAKES = [(e.id, hint) for e in EXERCISES.values() for hint in e.mistakes]
+
+
+@pytest.mark.parametrize("exercise_id, hint", MISTAKES)
+def test_every_known_mistake_earns_its_hint(exercise_id, hint):
+    result = check(exercise_id, EXERCISES[exercise_id].mistakes[hint])
+    assert not result
+    assert result.message.endswith(f"Hint: {hint}")
+
+
+def correct_rmsnorm(x, weight, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def not_started(x, weight, eps):
+    raise NotImplementedError
+
+
+WRONG_ANSWERS = {
+    "transposed": (lambda x, w, eps: correct_rmsnorm(x, w, eps).mT,
+                   "off by a transpose: expected shape (2, 5, 16), got (2, 16, 5)"),
+    "wrong shape": (lambda x, w, eps: correct_rmsnorm(x, w, eps)[..., :3],
+                    "wrong shape: expected (2, 5, 16), got (2, 5, 3)"),
+    "flattened": (lambda x, w, eps: correct_rmsnorm(x, w, eps).flatten(),
+                  "wrong shape: expected (2, 5, 16), got (160,) (same number of elements"),
+    "wrong dtype": (lambda x, w, eps: correct_rmsnorm(x.double(), w.double(), eps),
+                    "wrong dtype: expected torch.float32, got torch.float64"),
+    "NaN": (lambda x, w, eps: correct_rmsnorm(x, w, eps) * torch.nan,
+            "160 of 160 values are NaN or inf"),
+    "sign": (lambda x, w, eps: -correct_rmsnorm(x, w, eps), "off by a sign"),
+    "close": (lambda x, w, eps: correct_rmsnorm(x, w, eps) * (1 + 1e-3),
+              "close, but not within tolerance: max error"),
+    "far": (lambda x, w, eps: correct_rmsnorm(x, w, eps) + 1, "wrong values: max error"),
+    "no return": (lambda x, w, eps: None, "got None (a missing return?)"),
+    "a number": (lambda x, w, eps: 1.0, "expected a tensor of shape (2, 5, 16), got 1.0"),
+    "raises": (lambda x, w, eps: x @ w[:3], "<lambda>() raised RuntimeError: "),
+    "not yet": (not_started, "02.1 RMSNorm: not yet: not_started() still raises"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_ANSWERS))
+def test_a_wrong_answer_gets_its_hint_and_no_exception(case, capsys):
+    fn, expected = WRONG_ANSWERS[case]
+    result = check("02.1", fn)
+    assert not result
+    assert expected in result.message
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_the_case_and_its_inputs_are_named():
+    message = check("02.1", WRONG_ANSWERS["far"][0]).message
+    assert message.startswith("02.1 RMSNorm: wrong in case 1 of 3 (x=tensor (2, 5, 16) float32, "
+                              "weight=tensor (16,) float32, eps=1e-06): ")
+
+
+def test_numbers_are_compared_by_value_with_hints():
+    assert check("03.1", lambda c, b: float(EXERCISES["03.1"].reference(c, b)))
+    doubled = check("03.1", lambda c, b: 2 * EXERCISES["03.1"].reference(c, b))
+    assert "off by a factor of 2: got 480, expected 240" in doubled.message
+    assert "expected a number, got tensor" in check("03.1", lambda c, b: torch.tensor(1)).message
+
+
+def test_order_does_not_matter_for_top_k_indices():
+    reference = EXERCISES["04.1"].reference
+    assert check("04.1", lambda *args: reference(*args).flip(-1))
+
+
+def test_a_function_that_edits_its_inputs_does_not_change_the_reference():
+    def in_place(x, weight, eps):
+        x.mul_(torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).mul_(weight)
+        return x
+
+    assert check("02.1", in_place)
+
+
+def test_check_leaves_the_global_random_state_alone():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    check("03.2", absorb_query)  # its cases build an MLA layer, which draws random weights
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_check_on_a_cells_last_line_shows_its_verdict_once():
+    result = check("02.1", rmsnorm)  # printed once; IPython displays nothing more
+    assert DisplayFormatter().format(result) == ({}, {})
+
+
+def test_check_refuses_a_non_function_and_an_unknown_exercise():
+    assert "expected a function, got 3" in check("02.1", 3).message
+    with pytest.raises(KeyError, match="no exercise '99.9'"):
+        check("99.9", rmsnorm)
+
+
+# The references that are not a single minids function agree with the model.
+
+def test_absorbed_query_scores_latents_as_the_naive_keys_do():
+    model = tiny_model(dtype=torch.float64)
+    attn = model.layers[0].attn
+    w_uk, _ = attn.up_projections()
+    latent = torch.randn(2, 5, attn.kv_lora_rank, dtype=torch.float64)
+    q_nope = torch.randn(2, 3, attn.n_heads, attn.nope_dim, dtype=torch.float64)
+    k_nope = attn.wkv_b(latent).view(2, 5, attn.n_heads, -1)[..., : attn.nope_dim]
+    naive = torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
+    absorbed = torch.einsum("bthc,bsc->bhts", absorb_query(q_nope, w_uk), latent)
+    torch.testing.assert_close(absorbed, naive, rtol=0, atol=1e-12)
+
+
+def test_mtp_loss_reference_is_the_models_mtp_loss(tokens):
+    model = tiny_model()
+    seen = []
+    model.mtp[0].register_forward_hook(lambda module, args, output: seen.append(output[1]))
+    out = model(tokens[:, :-1], targets=tokens[:, 1:])
+    expected = model.config.mtp_loss_weight * mtp_loss(seen[0], tokens[:, 1:], k=1)
+    torch.testing.assert_close(out.mtp_loss, expected)
+
+
+# Student copies.
+
+def test_strip_solution_keeps_the_code_around_each_solution():
+    source = ("def f(x):\n    y = x + 1\n    ### BEGIN SOLUTION\n    y = y * 2\n"
+              "    ### END SOLUTION\n    return y\n### BEGIN SOLUTION\nz = 3\n### END SOLUTION")
+    assert strip_solution(source) == ("def f(x):\n    y = x + 1\n    raise NotImplementedError\n"
+                                      "    return y\nraise NotImplementedError")
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("### BEGIN SOLUTION\nx = 1", "### BEGIN SOLUTION without ### END SOLUTION"),
+    ("x = 1\n### END SOLUTION", "line 2: ### END SOLUTION without ### BEGIN SOLUTION"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION", "line 2: ### BEGIN SOLUTION inside a solution"),
+])
+def test_strip_solution_rejects_unbalanced_markers(source, problem):
+    with pytest.raises(ValueError, match=problem):
+        strip_solution(source)
+
+
+def example_notebook():
+    """A small chapter: the setup cell, an exercise and its checker, and a later cell."""
+    return new_notebook(cells=[
+        new_markdown_cell("# An example chapter"),
+        new_code_cell(read_setup_cell(REPO / "book/setup_cell.py")),
+        new_code_cell("import torch\nfrom minids.exercises import check"),
+        new_code_cell("def rmsnorm(x, weight, eps):\n    ### BEGIN SOLUTION\n"
+                      "    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)\n"
+                      "    return x * weight\n    ### END SOLUTION"),
+        new_code_cell('check("02.1", rmsnorm)'),
+        new_code_cell("assert torch.ones(2).sum() == 2"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}})
+
+
+def execute_as_a_student(notebook, root, monkeypatch):
+    """Run the notebook from root/student/, next to the repository's data/ (linked into
+    root), as a student copy runs from the repository's student/ folder."""
+    (root / "student").mkdir(parents=True)
+    (root / "data").symlink_to(REPO / "data")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this minids
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    kernel = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME,
+                           kernel_spec_manager=NbvalKernelspecManager())
+    client = NotebookClient(notebook, km=kernel, timeout=600,
+                            resources={"metadata": {"path": str(root / "student")}})
+    client.execute()  # raises CellExecutionError if a cell fails
+    return notebook
+
+
+def printed(cell) -> str:
+    return "".join(output.get("text", "") for output in cell.outputs)
+
+
+def checker_cells(notebook):
+    return [cell for cell in notebook.cells
+            if cell.cell_type == "code" and CHECK_CALL.search(cell.source)]
+
+
+def test_the_example_chapter_passes_and_its_student_copy_says_not_yet(tmp_path, monkeypatch):
+    solved = execute_as_a_student(example_notebook(), tmp_path / "solved", monkeypatch)
+    assert printed(checker_cells(solved)[0]).startswith("02.1 RMSNorm: passed")
+
+    copy = student_copy(example_notebook())
+    assert "BEGIN SOLUTION" not in nbformat.writes(copy)
+    student = execute_as_a_student(copy, tmp_path / "copy", monkeypatch)
+    assert printed(checker_cells(student)[0]).startswith("02.1 RMSNorm: not yet: ")
+
+
+def test_a_student_copy_has_no_outputs():
+    chapter = nbformat.read(CHAPTERS[0], as_version=4)
+    assert any(cell.get("outputs") for cell in chapter.cells)
+    copy = student_copy(chapter)
+    assert all(not cell.outputs and cell.execution_count is None
+               for cell in copy.cells if cell.cell_type == "code")
+
+
+def test_the_student_command_writes_a_copy_of_every_chapter(tmp_path, capsys):
+    main(["student", "--notebooks", str(REPO / "notebooks"), "--out", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in CHAPTERS]
+    assert capsys.readouterr().out.count("wrote ") == len(CHAPTERS)
+    main(["list"])
+    assert capsys.readouterr().out.splitlines()[0] == "00.1  greedy next token"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_student_copy_of_each_chapter_runs_and_says_not_yet(path, tmp_path, monkeypatch):
+    copy = student_copy(nbformat.read(path, as_version=4))
+    student = execute_as_a_student(copy, tmp_path, monkeypatch)
+    for cell in checker_cells(student):
+        assert " not yet: " in printed(cell), cell.source

@@ -1,0 +1,146 @@
+"""The chapters' conventions: the shared setup cell, exercises wired to their checkers,
+the table of contents, and notebooks stored as executed. (nbval executes them.)"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from minids.exercises import EXERCISES
+from minids.exercises.__main__ import main
+from minids.exercises.notebooks import HIDDEN, has_solution, read_setup_cell, sync
+from tests.chapters import CHAPTERS, CHECK_CALL, CONFIG, REPO, chapter_ids, code_cells, toc_files
+
+SETUP = read_setup_cell(REPO / "book/setup_cell.py")
+
+
+# The setup cell: one text, every chapter, the repository named once.
+
+def test_the_setup_cell_clones_the_repository_named_in_the_config():
+    assert f'REPOSITORY = "{CONFIG["repository"]["url"]}"\n' in SETUP
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_every_chapter_starts_with_the_setup_cell(path):
+    first = code_cells(path)[0]
+    assert first.source == SETUP, "run: python -m minids.exercises sync"
+    assert HIDDEN in first.metadata.get("tags", [])
+
+
+def run_setup_cell():
+    exec(compile(SETUP, "setup_cell.py", "exec"), {})
+
+
+@pytest.mark.parametrize("start", ["notebooks", "student", "."])
+def test_the_setup_cell_moves_to_the_folder_that_holds_data(start, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / start).mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path / start)
+    run_setup_cell()
+    assert Path.cwd() == tmp_path
+
+
+def test_the_setup_cell_stays_where_no_data_is_near(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_setup_cell()
+    assert Path.cwd() == tmp_path
+
+
+def test_in_colab_the_setup_cell_clones_installs_and_makes_the_data(tmp_path, monkeypatch):
+    commands, folders = [], []
+    monkeypatch.chdir(tmp_path)  # no data/tokens here: the data must be made
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    monkeypatch.setattr(subprocess, "run", lambda command, check: commands.append(command))
+    monkeypatch.setattr(os, "chdir", folders.append)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    run_setup_cell()
+    url = CONFIG["repository"]["url"]
+    assert commands == [
+        ["git", "clone", "--depth", "1", url, "/content/minids"],
+        [sys.executable, "-m", "pip", "install", "-q", "-e", ".[data]"],  # keeps Colab's torch
+        [sys.executable, "-m", "minids", "data"],
+    ]
+    assert folders == ["/content/minids"]
+
+
+def test_sync_puts_the_setup_cell_first_and_hides_solutions():
+    solution = new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    notebook = new_notebook(cells=[new_markdown_cell("# A chapter"), new_code_cell("x = 1"),
+                                   solution])
+    assert sync(notebook, SETUP)
+    assert [c.source for c in notebook.cells][:3] == ["# A chapter", SETUP, "x = 1"]
+    assert HIDDEN in notebook.cells[1].metadata.tags and HIDDEN in solution.metadata.tags
+    assert not sync(notebook, SETUP)  # in sync now
+
+    notebook.cells[1].source = "# Setup. An older version"
+    assert sync(notebook, SETUP) and notebook.cells[1].source == SETUP
+    assert sum(c.source == SETUP for c in notebook.cells) == 1
+
+
+def test_the_sync_command_updates_only_the_notebooks_out_of_sync(tmp_path, capsys):
+    for path in CHAPTERS:
+        shutil.copy(path, tmp_path)
+    stale = tmp_path / CHAPTERS[0].name
+    notebook = nbformat.read(stale, as_version=4)
+    next(c for c in notebook.cells if c.cell_type == "code").source = "# Setup. Older"
+    nbformat.write(notebook, stale)
+    args = ["sync", "--notebooks", str(tmp_path), "--setup-cell", str(REPO / "book/setup_cell.py")]
+    main(args)
+    assert capsys.readouterr().out == f"updated {stale}\n"
+    assert code_cells(stale)[0].source == SETUP
+    main(args)
+    assert capsys.readouterr().out == "every notebook was in sync\n"
+
+
+# Exercises.
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_each_solution_is_hidden_and_checked_in_the_next_cell(path):
+    cells = code_cells(path)
+    for cell, after in zip(cells, cells[1:] + [None]):
+        if has_solution(cell):
+            assert HIDDEN in cell.metadata.get("tags", []), cell.source
+            assert after is not None and CHECK_CALL.search(after.source), cell.source
+        for exercise_id in CHECK_CALL.findall(cell.source):
+            assert exercise_id in EXERCISES
+
+
+def test_the_instructors_guide_lists_exactly_the_exercises_of_the_chapters():
+    used = {exercise_id for path in CHAPTERS for cell in code_cells(path)
+            for exercise_id in CHECK_CALL.findall(cell.source)}
+    guide = (REPO / "book/instructor-guide.md").read_text()
+    table = guide[guide.index("| chapter | runs in | exercises |"):guide.index("## Writing")]
+    assert set(re.findall(r"\b(\d\d\.\d+) ", table)) == used
+    listed = set(re.findall(r"^\| (\d\d) ", table, re.MULTILINE))
+    assert listed == {path.name[:2] for path in CHAPTERS}
+
+
+# The chapters as stored.
+
+def test_the_table_of_contents_lists_every_chapter_and_only_existing_pages():
+    files = toc_files()
+    chapters = [f"notebooks/{path.stem}" for path in CHAPTERS]
+    assert [f for f in files if f.startswith("notebooks/")] == chapters
+    for file in files:
+        assert (REPO / f"{file}.md").exists() or (REPO / f"{file}.ipynb").exists(), file
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_each_chapter_is_stored_executed_top_to_bottom(path):
+    counts = [cell.execution_count for cell in code_cells(path)]
+    assert counts == list(range(1, len(counts) + 1)), (
+        "execute it in place: TQDM_DISABLE=1 jupyter nbconvert --to notebook --execute "
+        f"--inplace {path.relative_to(REPO)}")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_chapter_code_lines_fit_the_page(path):
+    for cell in code_cells(path):
+        for line in cell.source.splitlines():
+            assert len(line) <= 88, line
