@@ -88,3 +88,14 @@ def test_grpo_runs_logs_and_keeps_the_reference_frozen(tmp_path, monkeypatch):
     assert any(not torch.equal(before[k], after[k]) for k in before if not k.endswith("gate.bias"))
     # the routing biases stay frozen in RL (bias_update_speed = 0 by default)
     assert all(torch.equal(before[k], after[k]) for k in before if k.endswith("gate.bias"))
+
+
+def test_several_updates_per_batch_move_the_policy_within_a_step(tmp_path, monkeypatch):
+    # mu = 2: the second update on the same batch sees a policy that already moved, so the
+    # step's KL to the reference is positive (with mu = 1 it is 0 at step 1, see above).
+    monkeypatch.setattr("minids.grpo.reward", lambda reply, answer, format_reward: len(reply) % 3)
+    grpo(tiny_chat_model(), TOKENIZER, GRPOConfig(steps=1, prompts_per_step=2, group_size=4,
+                                                  max_new_tokens=8, eval_problems=4,
+                                                  updates_per_batch=2, lr=1e-2, progress=False),
+         out_dir=tmp_path)
+    assert read_log(tmp_path)[0]["kl"] > 0
