@@ -26,7 +26,7 @@ from minids.corpus.arithmetic import math_item
 from minids.data import extract_answer, math_eval_set
 from minids.generate import generate
 from minids.model import MiniDeepSeek
-from minids.sft import math_accuracy, save_run
+from minids.sft import indices_by_length, math_accuracy, save_run
 from minids.tokenizer import Tokenizer
 from minids.train import append_log, make_optimizer, optimizer_step, set_lr
 
@@ -101,11 +101,8 @@ def sample_groups(model, tokenizer, questions, config: GRPOConfig, generator):
     of the n questions in `questions`."""
     device = model.embed.weight.device
     prompts = [tokenizer.chat_prompt(q) for q in questions]
-    by_length: dict[int, list[int]] = {}
-    for i, prompt in enumerate(prompts):
-        by_length.setdefault(len(prompt), []).append(i)
     batches = []
-    for length, indices in by_length.items():
+    for length, indices in indices_by_length(prompts).items():
         ids = torch.tensor([prompts[i] for i in indices], device=device)
         ids = ids.repeat_interleave(config.group_size, dim=0)  # (n * G, P)
         out = generate(model, ids, config.max_new_tokens, temperature=config.temperature,

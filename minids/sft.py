@@ -84,10 +84,7 @@ def answer(model, tokenizer, questions: list[str], max_new_tokens=128, **samplin
     device = model.embed.weight.device
     prompts = [tokenizer.chat_prompt(q) for q in questions]
     replies = [""] * len(questions)
-    by_length: dict[int, list[int]] = {}
-    for i, prompt in enumerate(prompts):
-        by_length.setdefault(len(prompt), []).append(i)
-    for length, indices in by_length.items():
+    for length, indices in indices_by_length(prompts).items():
         ids = torch.tensor([prompts[i] for i in indices], device=device)
         new = min(max_new_tokens, model.config.max_position_embeddings - length)
         out = generate(model, ids, new, eos_token_id=tokenizer.eos_id, **sampling)
@@ -95,6 +92,15 @@ def answer(model, tokenizer, questions: list[str], max_new_tokens=128, **samplin
             replies[i] = tokenizer.decode(_until_eos(out[row, length:].tolist(), tokenizer.eos_id),
                                           skip_special_tokens=True)
     return replies
+
+
+def indices_by_length(prompts: list[list[int]]) -> dict[int, list[int]]:
+    """{token length: indices of the prompts that long}: prompts of one length decode as
+    one batch, without padding."""
+    groups: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        groups.setdefault(len(prompt), []).append(i)
+    return groups
 
 
 def _until_eos(ids: list[int], eos_id: int) -> list[int]:
