@@ -11,7 +11,9 @@ from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 from minids.exercises import EXERCISES, check
 from minids.exercises.__main__ import main
-from minids.exercises.catalog import absorb_query, mtp_loss, rmsnorm
+from minids.exercises.ch02 import rmsnorm
+from minids.exercises.ch03 import absorb_query
+from minids.exercises.ch06 import mtp_loss
 from minids.exercises.notebooks import read_setup_cell, strip_solution, student_copy
 from tests.chapters import CHAPTERS, CHECK_CALL, REPO, chapter_ids
 from tests.conftest import tiny_model

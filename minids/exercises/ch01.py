@@ -1,0 +1,3 @@
+"""Chapter 01's exercises: tokens and data."""
+
+EXERCISES = []
