@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from minids.corpus.arithmetic import math_item
 from minids.data import extract_answer, math_eval_set
@@ -28,7 +27,7 @@ from minids.generate import generate
 from minids.model import MiniDeepSeek
 from minids.sft import indices_by_length, math_accuracy, save_run
 from minids.tokenizer import Tokenizer
-from minids.train import append_log, make_optimizer, optimizer_step, set_lr
+from minids.train import append_log, make_optimizer, optimizer_step, progress_bar, set_lr
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -133,7 +132,7 @@ def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = make_optimizer(model, weight_decay=0.0)
     set_lr(optimizer, config.lr)
-    for step in tqdm(range(config.steps), desc="grpo", disable=not config.progress):
+    for step in progress_bar(config.progress, iterable=range(config.steps), desc="grpo"):
         problems = [math_item(rng) for _ in range(config.prompts_per_step)]
         model.eval()  # sampling: no router load counting
         batches = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from minids import checkpoint
 from minids.data import chat_examples, extract_answer, math_eval_set, sft_batch
@@ -20,7 +19,7 @@ from minids.generate import generate
 from minids.model import MiniDeepSeek
 from minids.schedule import LRSchedule
 from minids.tokenizer import Tokenizer
-from minids.train import append_log, make_optimizer, optimizer_step, set_lr
+from minids.train import append_log, make_optimizer, optimizer_step, progress_bar, set_lr
 
 
 @dataclass
@@ -50,7 +49,7 @@ def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=No
     optimizer = make_optimizer(model, config.weight_decay)
     schedule = config.schedule()
     context = model.config.max_position_embeddings
-    for step in tqdm(range(config.steps), desc="sft", disable=not config.progress):
+    for step in progress_bar(config.progress, iterable=range(config.steps), desc="sft"):
         model.train()
         set_lr(optimizer, schedule(step))
         batch = examples[step * config.batch_size : (step + 1) * config.batch_size]

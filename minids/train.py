@@ -83,6 +83,13 @@ TRAIN_PRESETS = {
 }
 
 
+def progress_bar(show: bool, **kwargs) -> tqdm:
+    """A tqdm bar, hidden when show is False or the environment sets TQDM_DISABLE=1 (which
+    tqdm.auto's notebook bar would otherwise ignore, and store as a stuck bar)."""
+    hidden = not show or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+    return tqdm(disable=hidden, **kwargs)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
     if name == "auto":
@@ -163,8 +170,8 @@ class Trainer:
         """Train to config.steps, or stop (and save) after until_step steps."""
         c = self.config
         stop = c.steps if until_step is None else min(until_step, c.steps)
-        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and self.is_main),
-                   desc="train")
+        bar = progress_bar(c.progress and self.is_main, total=c.steps, initial=self.step,
+                           desc="train")
         while self.step < stop:
             record = self.train_step()
             self.step += 1

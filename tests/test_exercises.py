@@ -234,3 +234,28 @@ def test_student_copy_of_each_chapter_runs_and_says_not_yet(path, tmp_path, monk
     student = execute_as_a_student(copy, tmp_path, monkeypatch)
     for cell in checker_cells(student):
         assert " not yet: " in printed(cell), cell.source
+
+
+# Chapter 01: the BPE encoding reference against `tokenizers`.
+
+def test_bpe_encode_reference_gives_the_tokenizers_encoding():
+    from minids.data import generate_part
+    from minids.exercises.ch01 import (bpe_encode, byte_level_chars, merges_as_byte_ids,
+                                       small_tokenizer)
+
+    tokenizer = small_tokenizer(600)
+    merges = merges_as_byte_ids(tokenizer)  # (M, 2) in byte ids; merge k makes 256 + k
+    strings = byte_level_chars()  # the string of every byte id, then of every merge
+    for a, b in merges.tolist():
+        strings.append(strings[a] + strings[b])
+    tokenizer_id = [tokenizer.backend.token_to_id(s) for s in strings]
+    byte_of = {char: b for b, char in enumerate(byte_level_chars())}
+    text = " ".join(generate_part(name, seed=3, chars=3_000)["train"][0]
+                    for name in ("stories", "math", "code"))
+    text += " Café naïve 深度求索 🙂"
+    ids = []
+    for word, _ in tokenizer.backend.pre_tokenizer.pre_tokenize_str(text):  # byte-level
+        word_bytes = torch.tensor([byte_of[char] for char in word])
+        ids += [tokenizer_id[i] for i in bpe_encode(word_bytes, merges).tolist()]
+    assert len(ids) > 300
+    assert ids == tokenizer.encode(text)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minids.train import TrainConfig, Trainer, read_log
+from minids.train import TrainConfig, Trainer, progress_bar, read_log
 from tests.conftest import counting_batch, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,3 +103,11 @@ def test_rows_longer_than_the_context_are_refused_before_training(tmp_path):
         Trainer(tiny_config(), TrainConfig(steps=1, batch_size=8, progress=False),
                 counting_batch(16, 80), synthetic_tokens(16, seed=1),
                 tmp_path, device="cpu")
+
+
+def test_the_progress_bar_hides_when_asked_or_when_tqdm_disable_is_set(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not progress_bar(True, total=3).disable
+    assert progress_bar(False, total=3).disable
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # chapters are executed with it, bars left out
+    assert progress_bar(True, total=3).disable
