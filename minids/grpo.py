@@ -132,7 +132,7 @@ def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = make_optimizer(model, weight_decay=0.0)
     set_lr(optimizer, config.lr)
-    for step in progress_bar(config.progress, iterable=range(config.steps), desc="grpo"):
+    for step in progress_bar(range(config.steps), config.progress, desc="grpo"):
         problems = [math_item(rng) for _ in range(config.prompts_per_step)]
         model.eval()  # sampling: no router load counting
         batches = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)

@@ -49,7 +49,7 @@ def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=No
     optimizer = make_optimizer(model, config.weight_decay)
     schedule = config.schedule()
     context = model.config.max_position_embeddings
-    for step in progress_bar(config.progress, iterable=range(config.steps), desc="sft"):
+    for step in progress_bar(range(config.steps), config.progress, desc="sft"):
         model.train()
         set_lr(optimizer, schedule(step))
         batch = examples[step * config.batch_size : (step + 1) * config.batch_size]

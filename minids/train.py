@@ -83,11 +83,12 @@ TRAIN_PRESETS = {
 }
 
 
-def progress_bar(show: bool, **kwargs) -> tqdm:
-    """A tqdm bar, hidden when show is False or the environment sets TQDM_DISABLE=1 (which
-    tqdm.auto's notebook bar would otherwise ignore, and store as a stuck bar)."""
+def progress_bar(iterable=None, show: bool = True, **kwargs) -> tqdm:
+    """tqdm.auto's bar, hidden when show is False or the environment sets TQDM_DISABLE=1
+    (which tqdm's notebook bar ignores by itself: an executed chapter would store a bar
+    stuck at 0 %). The chapters' loops use it too."""
     hidden = not show or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
-    return tqdm(disable=hidden, **kwargs)
+    return tqdm(iterable, disable=hidden, **kwargs)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -170,8 +171,8 @@ class Trainer:
         """Train to config.steps, or stop (and save) after until_step steps."""
         c = self.config
         stop = c.steps if until_step is None else min(until_step, c.steps)
-        bar = progress_bar(c.progress and self.is_main, total=c.steps, initial=self.step,
-                           desc="train")
+        bar = progress_bar(show=c.progress and self.is_main, total=c.steps,
+                           initial=self.step, desc="train")
         while self.step < stop:
             record = self.train_step()
             self.step += 1

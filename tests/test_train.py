@@ -107,7 +107,7 @@ def test_rows_longer_than_the_context_are_refused_before_training(tmp_path):
 
 def test_the_progress_bar_hides_when_asked_or_when_tqdm_disable_is_set(monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    assert not progress_bar(True, total=3).disable
-    assert progress_bar(False, total=3).disable
+    assert not progress_bar(range(3)).disable
+    assert progress_bar(range(3), show=False).disable
     monkeypatch.setenv("TQDM_DISABLE", "1")  # chapters are executed with it, bars left out
-    assert progress_bar(True, total=3).disable
+    assert progress_bar(range(3)).disable

@@ -1,9 +1,13 @@
-"""Chapter 04's exercises: group-limited routing."""
+"""Chapter 04's exercises: group-limited routing, the gate weights, the routed experts'
+output, and the parameters of a MoE layer."""
 
 import torch
+import torch.nn.functional as F
 
+from minids.config import ModelConfig
 from minids.exercises.checker import Exercise
-from minids.exercises.common import randn, router_for, seeded
+from minids.exercises.common import DEEPSEEK_V3, randn, router_for, seeded
+from minids.moe import DeepSeekMoE, Experts, Router
 
 # 04.1 Group-limited top-k routing.
 
@@ -40,7 +44,159 @@ GROUP_LIMITED_TOPK_MISTAKES = {
 }
 
 
+# 04.2 The gate weights of the chosen experts.
+
+class GivenChoice(Router):
+    """A Router told both the affinities and the experts to choose, so that its own
+    forward turns them into gate weights."""
+
+    def __init__(self, config, indices):
+        super().__init__(config)
+        self.indices = indices
+
+    def affinities(self, x):
+        return x
+
+    def select(self, scores):
+        return self.indices
+
+
+def gate_weights(scores, bias, indices, routed_scaling_factor):
+    """scores (N, E) affinities s, bias (E,) the selection bias b, indices (N, K) the
+    experts chosen on s + b -> (N, K) gate weights, in the order of indices:
+    s of each chosen expert / the sum of the chosen s * routed_scaling_factor."""
+    E = scores.shape[1]
+    config = ModelConfig.preset("tiny", hidden_size=E, n_routed_experts=E, n_group=1,
+                                topk_group=1, num_experts_per_tok=indices.shape[1],
+                                routed_scaling_factor=routed_scaling_factor)
+    router = GivenChoice(config, indices)
+    router.bias.copy_(bias)
+    return router(scores)[0]
+
+
+def gate_weights_cases():
+    with seeded(7):
+        cases = []
+        for n, e, g, tg, k, factor in ((5, 8, 4, 2, 2, 2.5), (6, 16, 4, 2, 4, 2.5),
+                                       (4, 64, 8, 4, 8, 1.0)):
+            scores, bias = randn(n, e).sigmoid(), randn(e, scale=0.3)
+            indices = router_for(e, g, tg, k, bias).select(scores)
+            cases.append((scores, bias, indices, factor))
+        return cases
+
+
+def chosen_sum(s, indices):
+    return s.gather(1, indices).sum(-1, keepdim=True)
+
+
+GATE_WEIGHTS_MISTAKES = {
+    "the bias only chooses the experts: the weights come from the unbiased scores s":
+        lambda s, b, i, f: (s + b).gather(1, i) / chosen_sum(s + b, i) * f,
+    "normalise: divide by the sum of the chosen experts' scores":
+        lambda s, b, i, f: s.gather(1, i) * f,
+    "normalise over the K chosen experts only, not over all E":
+        lambda s, b, i, f: s.gather(1, i) / s.sum(-1, keepdim=True) * f,
+    "multiply by routed_scaling_factor after normalising":
+        lambda s, b, i, f: s.gather(1, i) / chosen_sum(s, i),
+    "DeepSeek-V3 normalises the sigmoid affinities by their sum, not with a softmax":
+        lambda s, b, i, f: s.gather(1, i).softmax(-1) * f,
+}
+
+
+# 04.3 The routed experts' output: dispatch the tokens, combine the results.
+
+def routed_experts(x, weights, indices, w1, w2, w3):
+    """x (N, H) tokens, weights and indices (N, K) from the router, expert weights
+    w1, w3 (E, I, H) and w2 (E, H, I) -> (N, H): for each token n,
+    sum over k of weights[n, k] * FFN_e(x[n]) with e = indices[n, k] and
+    FFN_e(x) = w2[e] (silu(w1[e] x) * (w3[e] x))."""
+    E, I, H = w1.shape
+    config = ModelConfig.preset("tiny", hidden_size=H, moe_intermediate_size=I,
+                                n_routed_experts=E, n_group=1, topk_group=1,
+                                num_experts_per_tok=1)
+    experts = Experts(config)
+    with torch.no_grad():
+        for param, value in ((experts.w1, w1), (experts.w2, w2), (experts.w3, w3)):
+            param.copy_(value)
+        return experts(x, weights, indices)
+
+
+def routed_experts_cases():
+    with seeded(8):
+        cases = []
+        for n, e, k, h, i in ((5, 4, 2, 8, 6), (12, 8, 3, 16, 12), (3, 16, 4, 8, 4)):
+            indices = torch.rand(n, e).topk(k, dim=-1).indices
+            weights = torch.rand(n, k) + 0.1
+            cases.append((randn(n, h), weights, indices, randn(e, i, h, scale=0.3),
+                          randn(e, h, i, scale=0.3), randn(e, i, h, scale=0.3)))
+        return cases
+
+
+def expert_outputs(x, indices, w1, w2, w3, act=F.silu):
+    """(N, K, H): the output of each token's k-th chosen expert."""
+    a, b, c = w1[indices], w2[indices], w3[indices]  # (N, K, I, H), (N, K, H, I), ...
+    hidden = act(torch.einsum("nkih,nh->nki", a, x)) * torch.einsum("nkih,nh->nki", c, x)
+    return torch.einsum("nkhi,nki->nkh", b, hidden)
+
+
+ROUTED_EXPERTS_MISTAKES = {
+    "multiply each expert's output by its gate weight before summing":
+        lambda x, g, i, w1, w2, w3: expert_outputs(x, i, w1, w2, w3).sum(1),
+    "sum the K weighted outputs; do not average them":
+        lambda x, g, i, w1, w2, w3: (g[..., None] * expert_outputs(x, i, w1, w2, w3)).mean(1),
+    "every token visits K experts: add the outputs of all of them, not only the first":
+        lambda x, g, i, w1, w2, w3: g[:, :1] * expert_outputs(x, i[:, :1], w1, w2, w3)[:, 0],
+    "silu goes on the gate w1 x; w3 x is the linear branch":
+        lambda x, g, i, w1, w2, w3: (g[..., None] * expert_outputs(x, i, w3, w2, w1)).sum(1),
+}
+
+
+# 04.4 The parameters of one MoE layer: all of them, and those one token uses.
+
+def moe_layer_params(config, active):
+    """The parameters of one DeepSeekMoE layer of config (router, shared and routed
+    experts); with active=True only those one token uses (num_experts_per_tok of the
+    routed experts). An int."""
+    with torch.device("meta"):
+        layer = DeepSeekMoE(config)
+    total = sum(p.numel() for p in layer.parameters())
+    per_expert = sum(p[0].numel() for p in layer.experts.parameters())
+    idle = config.n_routed_experts - config.num_experts_per_tok
+    return total - idle * per_expert if active else total
+
+
+def moe_layer_params_cases():
+    v3 = ModelConfig(**DEEPSEEK_V3)
+    book = ModelConfig.preset("book")
+    return [(book, False), (book, True), (v3, False), (v3, True),
+            (ModelConfig.preset("book", n_shared_experts=2, num_experts_per_tok=2), True)]
+
+
+def params_formula(c, active, matrices=3, router=True, shared=True, top_k=True):
+    expert = matrices * c.hidden_size * c.moe_intermediate_size
+    routed = c.num_experts_per_tok if active and top_k else c.n_routed_experts
+    return (router * c.n_routed_experts * c.hidden_size
+            + shared * c.n_shared_experts * expert + routed * expert)
+
+
+MOE_LAYER_PARAMS_MISTAKES = {
+    "a SwiGLU expert has three matrices (w1, w2, w3), each hidden x moe_intermediate":
+        lambda c, a: params_formula(c, a, matrices=2),
+    "count the router too: one vector e_i of hidden_size numbers per routed expert":
+        lambda c, a: params_formula(c, a, router=False),
+    "the shared experts are part of the layer and always active: count them":
+        lambda c, a: params_formula(c, a, shared=False),
+    "a token uses only num_experts_per_tok of the routed experts":
+        lambda c, a: params_formula(c, a, top_k=False),
+}
+
+
 EXERCISES = [
     Exercise("04.1", "group-limited top-k", group_limited_topk_cases, group_limited_topk,
              GROUP_LIMITED_TOPK_MISTAKES, unordered=True),
+    Exercise("04.2", "gate weights", gate_weights_cases, gate_weights, GATE_WEIGHTS_MISTAKES),
+    Exercise("04.3", "routed experts' output", routed_experts_cases, routed_experts,
+             ROUTED_EXPERTS_MISTAKES),
+    Exercise("04.4", "MoE layer parameters", moe_layer_params_cases, moe_layer_params,
+             MOE_LAYER_PARAMS_MISTAKES),
 ]
