@@ -1,10 +1,11 @@
-"""Chapter 03's exercises: the latent cache and the absorbed query."""
+"""Chapter 03's exercises: the latent cache, the absorbed query and the GQA cache."""
 
 import torch
 
 from minids.config import ModelConfig
 from minids.exercises.checker import Exercise
 from minids.exercises.common import DEEPSEEK_V3, meta_model, randn, seeded
+from minids.gqa import GQA
 from minids.mla import MLA
 
 # 03.1 The latent cache: bytes per token, all layers.
@@ -65,8 +66,42 @@ def absorb_query_cases():
     return cases
 
 
+# 03.3 The cache of grouped-query attention, per token and layer.
+
+def gqa_cache_numbers(config):
+    """How many numbers one token adds to one layer's cache under grouped-query attention
+    (config.attention == "gqa"): the keys and the values of its key/value heads."""
+    with torch.device("meta"):
+        shapes = GQA(config).cache_shapes()
+    return sum(torch.Size(shape).numel() for shape in shapes)
+
+
+def gqa_cache_cases():
+    configs = [ModelConfig.preset("book", attention="gqa", num_key_value_heads=kv_heads)
+               for kv_heads in (None, 2, 1)]
+    configs.append(ModelConfig.preset("small", attention="gqa", num_key_value_heads=2))
+    return [(config,) for config in configs]
+
+
+def _kv_width(c):
+    return c.n_kv_heads * (c.hidden_size // c.num_attention_heads)
+
+
+GQA_CACHE_MISTAKES = {
+    "cache the keys AND the values: two tensors per token": _kv_width,
+    "only the n_kv_heads key/value heads are cached (config.n_kv_heads), not every "
+    "query head": lambda c: 2 * c.hidden_size,
+    "a GQA head is hidden_size / num_attention_heads wide (config.head_dim); "
+    "qk_nope_head_dim is MLA's": lambda c: 2 * c.n_kv_heads * c.qk_nope_head_dim,
+    "that is per layer times num_hidden_layers; the question is one layer":
+        lambda c: 2 * _kv_width(c) * c.num_hidden_layers,
+}
+
+
 EXERCISES = [
     Exercise("03.1", "latent cache bytes per token", latent_cache_cases, latent_cache_bytes,
              LATENT_CACHE_MISTAKES),
     Exercise("03.2", "absorbed query", absorb_query_cases, absorb_query),
+    Exercise("03.3", "GQA cache per token and layer", gqa_cache_cases,
+             gqa_cache_numbers, GQA_CACHE_MISTAKES),
 ]
