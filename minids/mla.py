@@ -88,11 +88,14 @@ class MLA(nn.Module):
         k = torch.cat([k_nope, k_rope[:, :, None].expand(B, S, H, self.rope_dim)], dim=-1)
         q = torch.cat([q_nope, q_rope], dim=-1)  # (B, T, H, nope + rope)
         mask = None if T in (1, S) else causal_mask(T, S, q.device)
+        # SDPA's fused kernels want one head size for q, k and v: pad v with zeros to
+        # nope + rope and drop the padding after (the zero columns add nothing).
+        v = F.pad(v, (0, q.shape[-1] - self.v_dim))
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, H, T|S, dim)
             attn_mask=mask, is_causal=(T == S and T > 1), scale=self.softmax_scale,
         )
-        return out.transpose(1, 2)  # (B, T, H, v_dim)
+        return out.transpose(1, 2)[..., : self.v_dim]  # (B, T, H, v_dim)
 
     def attend_absorbed(self, q_nope, q_rope, latent, k_rope):
         T, S = q_nope.shape[1], latent.shape[1]

@@ -97,7 +97,7 @@ class Experts(nn.Module):
         order = flat.argsort(stable=True)  # assignments grouped by expert
         token = order // K  # the token of each sorted assignment
         counts = torch.bincount(flat, minlength=self.w1.shape[0]).tolist()
-        chunks = x[token].split(counts)  # one (n_e, H) chunk per expert
+        chunks = x.index_select(0, token).split(counts)  # one (n_e, H) chunk per expert
         outputs = [  # experts without tokens are skipped: most of them, when decoding
             self.linear(F.silu(self.linear(xe, self.w1[e])) * self.linear(xe, self.w3[e]), self.w2[e])
             for e, xe in enumerate(chunks) if len(xe)

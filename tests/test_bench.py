@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from minids import MiniDeepSeek, ModelConfig, bench
@@ -13,14 +14,22 @@ from tests.test_cli import make_data_folder
 @pytest.mark.parametrize("overrides", [dict(num_mtp_layers=0), dict(), dict(num_mtp_layers=2),
                                        dict(q_lora_rank=None, first_k_dense_replace=0)])
 def test_training_flops_equal_torch_flop_counter(overrides):
-    # With MLA every matmul runs as mm/bmm, which torch's counter sees: the formula must
-    # account for each one, routed experts (top-k of them) and the MTP depths included.
+    # On the math attention kernel every matmul runs as mm/bmm, which torch's counter sees
+    # (it does not see the fused CPU kernel): the formula must account for each one, routed
+    # experts (top-k of them) and the MTP depths included. MLA pads v with zeros to the
+    # q/k head size for the fused kernels; the formula counts useful FLOPs only, so the
+    # multiplications by the padding, 2 B n^2 H (qk - v) per block forward, are added here.
     config = tiny_config(**overrides)
     model = MiniDeepSeek(config)
     rows = torch.randint(0, config.vocab_size, (2, 33))
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         model(rows[:, :-1], rows[:, 1:]).loss.backward()
-    assert bench.training_flops(config, batch_size=2, seq_len=32) == counter.get_total_flops()
+    c = config
+    lengths = [32] * c.num_hidden_layers + [32 - k for k in range(1, c.num_mtp_layers + 1)]
+    padding = sum(3 * 2 * 2 * n**2 * c.num_attention_heads * (c.qk_head_dim - c.v_head_dim)
+                  for n in lengths)
+    expected = bench.training_flops(config, batch_size=2, seq_len=32) + padding
+    assert expected == counter.get_total_flops()
 
 
 def test_dense_baseline_matches_active_params():
@@ -52,7 +61,7 @@ def test_bench_command_reports_and_writes_json(tmp_path, capsys):
     assert "of the matmul peak" in printed and "val loss" in printed
     figures = json.loads(out.read_text())
     assert 0 < figures["mfu"] < 1
-    assert set(figures["runs"]) == {"tiny", "dense"}
+    assert set(figures["runs"]) == {"tiny", "tiny_no_mtp", "dense"}
     assert all(run["steps"] >= 1 and run["val_loss"] > 0 for run in figures["runs"].values())
 
 
