@@ -155,10 +155,10 @@ def run(preset: str, train_tokens, val_tokens, device, seconds: float, model_con
     report(f"equal wall-clock ({seconds:.0f} s each): {preset} "
            f"({_count_params(config, active=True):,} active params) vs dense "
            f"({_count_params(dense):,} params, FFN width {dense.intermediate_size})")
-    contenders = {preset: config, f"{preset}_no_mtp": dataclasses.replace(config, num_mtp_layers=0),
-                  "dense": dense}
-    if config.num_mtp_layers == 0:
-        del contenders[f"{preset}_no_mtp"]
+    contenders = {preset: config}
+    if config.num_mtp_layers:
+        contenders[f"{preset}_no_mtp"] = dataclasses.replace(config, num_mtp_layers=0)
+    contenders["dense"] = dense
     runs = equal_time_runs(contenders, train_config, train_tokens, val_tokens, seconds, device)
     width = max(map(len, runs))
     for name, result in runs.items():

@@ -19,16 +19,16 @@ def test_training_flops_equal_torch_flop_counter(overrides):
     # experts (top-k of them) and the MTP depths included. MLA pads v with zeros to the
     # q/k head size for the fused kernels; the formula counts useful FLOPs only, so the
     # multiplications by the padding, 2 B n^2 H (qk - v) per block forward, are added here.
-    config = tiny_config(**overrides)
+    c = config = tiny_config(**overrides)
+    B, T = 2, 32
     model = MiniDeepSeek(config)
-    rows = torch.randint(0, config.vocab_size, (2, 33))
+    rows = torch.randint(0, config.vocab_size, (B, T + 1))
     with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         model(rows[:, :-1], rows[:, 1:]).loss.backward()
-    c = config
-    lengths = [32] * c.num_hidden_layers + [32 - k for k in range(1, c.num_mtp_layers + 1)]
-    padding = sum(3 * 2 * 2 * n**2 * c.num_attention_heads * (c.qk_head_dim - c.v_head_dim)
-                  for n in lengths)
-    expected = bench.training_flops(config, batch_size=2, seq_len=32) + padding
+    lengths = [T] * c.num_hidden_layers + [T - k for k in range(1, c.num_mtp_layers + 1)]
+    pad_width = c.num_attention_heads * (c.qk_head_dim - c.v_head_dim)
+    padding = sum(3 * 2 * B * n**2 * pad_width for n in lengths)  # forward + backward = 3x
+    expected = bench.training_flops(config, batch_size=B, seq_len=T) + padding
     assert expected == counter.get_total_flops()
 
 
