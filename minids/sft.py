@@ -24,7 +24,9 @@ from minids.train import append_log, make_optimizer, optimizer_step, progress_ba
 
 @dataclass
 class SFTConfig:
-    steps: int = 300
+    # 300 steps left the book model's one-digit facts half learned (13.5 % held-out
+    # accuracy, loss still falling); 600 reach 42.5 %.
+    steps: int = 600
     batch_size: int = 16
     max_lr: float = 1e-3
     warmup_steps: int = 20
@@ -106,10 +108,11 @@ def _until_eos(ids: list[int], eos_id: int) -> list[int]:
     return ids[: ids.index(eos_id)] if eos_id in ids else ids
 
 
-def math_accuracy(model, tokenizer, problems, max_new_tokens=128):
-    """Exact-match accuracy of the final integer over math problems (MathItem list);
+def math_accuracy(model, tokenizer, problems, max_new_tokens=128, **sampling):
+    """Exact-match accuracy of the final integer over math problems (MathItem list),
+    greedy unless sampling (temperature, top_k, top_p, generator) says otherwise;
     returns (accuracy, [(question, reply, correct)])."""
-    replies = answer(model, tokenizer, [p.question for p in problems], max_new_tokens)
+    replies = answer(model, tokenizer, [p.question for p in problems], max_new_tokens, **sampling)
     results = [(p.question, reply, extract_answer(reply) == str(p.answer))
                for p, reply in zip(problems, replies)]
     return sum(ok for _, _, ok in results) / len(results), results
