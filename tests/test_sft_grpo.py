@@ -4,7 +4,8 @@ import torch
 
 import minids
 from minids.grpo import GRPOConfig, grpo, reward, sample_groups
-from minids.sft import SFTConfig, answer, sft
+from minids.data import math_eval_set
+from minids.sft import SFTConfig, answer, math_accuracy, sft
 from minids.tokenizer import Tokenizer
 from minids.train import read_log
 from tests.conftest import tiny_config
@@ -37,6 +38,20 @@ def test_answer_batches_prompts_of_equal_length():
     together = answer(model, TOKENIZER, questions, max_new_tokens=6)
     alone = [answer(model, TOKENIZER, [q], max_new_tokens=6)[0] for q in questions]
     assert together == alone
+
+
+def test_math_accuracy_samples_when_asked_and_repeats_with_the_same_seed():
+    model = tiny_chat_model().eval()
+    problems = math_eval_set(n=4)
+
+    def replies(**sampling):
+        return [reply for _, reply, _ in math_accuracy(model, TOKENIZER, problems, 8, **sampling)[1]]
+
+    greedy = replies()
+    sampled = replies(temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert sampled == replies(temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert sampled != greedy  # the untrained model's flat softmax: samples leave the argmax
+    assert greedy == replies(temperature=0.0)
 
 
 def test_reward_is_exact_answer_plus_format():
