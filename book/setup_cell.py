@@ -1,6 +1,7 @@
-# Setup. In Colab: fetch minids, install it (Colab's own torch is kept: minids asks only
-# for torch>=2.3) and make its data (about a minute). Elsewhere: run from the repository
-# root, where data/ is. Every chapter starts with this cell (book/setup_cell.py).
+# Setup. In Colab: fetch minids, install it (Colab's own torch is kept: minids asks
+# only for torch>=2.3) and make its data (about a minute). Elsewhere: run from the
+# repository root, where data/ is. Every chapter starts with this cell
+# (book/setup_cell.py).
 import os
 import subprocess
 import sys
@@ -9,8 +10,8 @@ from pathlib import Path
 REPOSITORY = "https://github.com/minids-book/minids"
 if "google.colab" in sys.modules:
     if not Path("/content/minids").exists():
-        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, "/content/minids"],
-                       check=True)
+        clone = ["git", "clone", "--depth", "1", REPOSITORY, "/content/minids"]
+        subprocess.run(clone, check=True)
     os.chdir("/content/minids")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".[data]"],
                    check=True)

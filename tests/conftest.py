@@ -1,4 +1,5 @@
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -9,6 +10,11 @@ from minids import MiniDeepSeek, ModelConfig
 # One thread per test process: the suite runs as 2 xdist workers on 2 cores, and tiny
 # matmuls on oversubscribed OpenMP threads run up to 100x slower.
 torch.set_num_threads(1)
+
+# Nothing is downloaded: the chapters' kernels inherit this, so `datasets` reads the local
+# files at once instead of first waiting on the network.
+for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(name, "1")
 
 
 def tiny_config(**overrides) -> ModelConfig:

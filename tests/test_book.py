@@ -1,6 +1,7 @@
 """The rendered book: it builds offline without a warning, and in a browser every page of
-the table of contents loads, math renders, figures load, every chapter links to Colab,
-and the exercise solutions stay folded until clicked."""
+the table of contents loads, math renders, figures load, nothing runs past the text
+column, every chapter links to Colab, and the exercise solutions stay folded until
+clicked."""
 
 import functools
 import http.server
@@ -18,6 +19,33 @@ from tests.chapters import CONFIG, REPO, toc_files
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; .ci/run installs it
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
+WINDOW = {"width": 1400, "height": 900}  # a laptop's browser window
+
+# Every block a reader must see whole, and how far (px) it runs past the text column:
+# past its own box (scrolled or cut off) or past the column's right edge. Folded code
+# is measured as laid out, hidden or not.
+WIDER_THAN_THE_COLUMN = """() => {
+  const edge = document.querySelector("article.bd-article").getBoundingClientRect().right;
+  const blocks = {
+    "output": "div.cell_output pre",
+    "code": "div.cell_input pre",
+    "equation": "div.math mjx-container",
+    "table": "article table",
+    "figure": "article img",
+  };
+  const wide = [];
+  for (const [kind, selector] of Object.entries(blocks)) {
+    for (const block of document.querySelectorAll(selector)) {
+      const past = Math.max(block.scrollWidth - block.clientWidth,
+                            block.getBoundingClientRect().right - edge);
+      if (past > 1) {
+        const text = (block.textContent || block.src || "").trim().slice(0, 60);
+        wide.push(`${kind} ${Math.round(past)} px too wide: ${text}`);
+      }
+    }
+  }
+  return wide;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +99,7 @@ def browser():
 @pytest.fixture(scope="module")
 def pages(site, browser):
     """Every page of the table of contents, loaded once: {file: what the tests look at}."""
-    page = browser.new_page()
+    page = browser.new_page(viewport=WINDOW)
     outside = []  # what a page asked of the network (refused: the book must work offline)
 
     def local_only(route):
@@ -100,6 +128,9 @@ def pages(site, browser):
             "colab": page.eval_on_selector_all(  # the launch button's link
                 "a[href^='https://colab.research.google.com/github/']",
                 "links => links.map(a => a.href)"),
+            "too wide": page.evaluate(WIDER_THAN_THE_COLUMN),
+            "split streams": page.locator(  # a cell's printed lines in two blocks or more
+                "div.cell_output:has(div.output.stream ~ div.output.stream)").count(),
             "solutions": solutions_before_and_after_a_click(page),
             "network": list(outside),
         }
@@ -144,6 +175,17 @@ def test_every_figure_loads(pages):
     images = [image for found in pages.values() for image in found["images"]]
     assert images, "the book has no figure"
     assert [src for src, loaded in images if not loaded] == []
+
+
+def test_nothing_runs_past_the_text_column(pages):
+    """Printed outputs wrap, equations are split over lines, code lines are short: at a
+    1400-px window no block is wider than the column, so no printed number is cut off."""
+    assert {file: found["too wide"] for file, found in pages.items() if found["too wide"]} == {}
+
+
+def test_each_cell_prints_in_one_block(pages):
+    assert {file: found["split streams"] for file, found in pages.items()
+            if found["split streams"]} == {}
 
 
 def test_every_chapter_opens_its_own_notebook_in_colab(pages):

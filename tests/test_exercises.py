@@ -1,5 +1,9 @@
 """The exercise checkers and the student copies of the chapters."""
 
+import csv
+import dataclasses
+import time
+
 import nbformat
 import pytest
 import torch
@@ -10,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 from minids.exercises import EXERCISES, check
+from minids.exercises.checker import run
 from minids.exercises.__main__ import main
 from minids.exercises.ch02 import rmsnorm
 from minids.exercises.ch03 import absorb_query
@@ -115,10 +120,61 @@ def test_check_on_a_cells_last_line_shows_its_verdict_once():
     assert DisplayFormatter().format(result) == ({}, {})
 
 
-def test_check_refuses_a_non_function_and_an_unknown_exercise():
+def test_check_answers_a_non_function_and_an_unknown_exercise_in_one_line(capsys):
     assert "expected a function, got 3" in check("02.1", 3).message
-    with pytest.raises(KeyError, match="no exercise '99.9'"):
-        check("99.9", rmsnorm)
+    unknown = check("99.9", rmsnorm)
+    assert not unknown and unknown.message.startswith("no exercise '99.9'; there are 00.1, ")
+    assert capsys.readouterr().out.count("\n") == 2
+
+
+def test_an_answer_that_never_returns_is_stopped_and_named():
+    calls = []
+
+    def forever(x, weight, eps):
+        calls.append(1)
+        while True:
+            pass
+
+    started = time.monotonic()
+    result = run(dataclasses.replace(EXERCISES["02.1"], time_limit=0.3), forever)
+    assert time.monotonic() - started < 2
+    assert "forever() took more than 0.3 s: an infinite loop?" in result.message
+    assert len(calls) == 1  # never run again for a hint
+
+
+def test_a_slow_wrong_answer_runs_once_per_case():
+    calls = []
+
+    def slow(x, weight, eps):
+        calls.append(1)
+        time.sleep(0.05)
+        return correct_rmsnorm(x, weight, eps) + 1
+
+    assert "wrong values" in check("02.1", slow).message
+    assert len(calls) == len(EXERCISES["02.1"].cases())
+
+
+def test_close_means_a_small_relative_error_not_zero_or_a_factor():
+    zero = check("02.1", lambda x, w, eps: torch.zeros_like(x)).message
+    assert "close" not in zero and "wrong values" in zero
+    four = check("02.1", lambda x, w, eps: 4 * correct_rmsnorm(x, w, eps)).message
+    assert "off by a factor of 4: every value is 4 × the expected one" in four
+    bias = check("05.1", lambda bias, load, gamma: bias).message
+    assert "returned the input bias unchanged" in bias
+    loss = EXERCISES["05.3"].reference
+    scaled = check("05.3", lambda *args: 4 * loss(*args)).message
+    assert "close" not in scaled and "off by a factor of 4" in scaled
+
+
+def test_an_exception_is_named_with_its_line_and_no_traceback(capsys):
+    def broken(x, weight, eps):
+        scale = x.pow(2).mean(-1)
+        return x * scale @ weight[:3]
+
+    message = check("02.1", broken).message
+    assert "broken() raised RuntimeError: " in message
+    assert message.endswith("at line 3 of broken(): return x * scale @ weight[:3]")
+    assert "Traceback" not in capsys.readouterr().out
 
 
 # The references that are not a single minids function agree with the model.
@@ -259,3 +315,57 @@ def test_bpe_encode_reference_gives_the_tokenizers_encoding():
         ids += [tokenizer_id[i] for i in bpe_encode(word_bytes, merges).tolist()]
     assert len(ids) > 300
     assert ids == tokenizer.encode(text)
+
+
+# Instructors: student copies that keep a student's work, and grading a class folder.
+
+def test_the_student_command_keeps_an_edited_copy_unless_forced(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    nbformat.write(example_notebook(), notebooks / "02_example.ipynb")
+    out = tmp_path / "student"
+    args = ["student", "--notebooks", str(notebooks), "--out", str(out)]
+    assert main(args) == 0
+    copy = out / "02_example.ipynb"
+    copy.write_text(copy.read_text().replace("raise NotImplementedError", "return x"))
+    edited = copy.read_text()
+    assert main(args) == 1
+    assert copy.read_text() == edited
+    assert "skipped" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert "return x" not in copy.read_text()
+
+
+def test_the_student_command_fails_in_one_line_without_chapters(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["student", "--notebooks", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == (f"minids.exercises: error: no chapters (*.ipynb) in "
+                                       f"{tmp_path}\n")
+
+
+def test_grade_runs_a_class_folder_into_a_csv(tmp_path, monkeypatch, capsys):
+    """Three students: one solved 02.1, one did not start, one's notebook never ends."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    (tmp_path / "data").symlink_to(REPO / "data")
+    folder = tmp_path / "class"
+    for student in ("ada", "bob", "cy"):
+        (folder / student).mkdir(parents=True)
+    nbformat.write(example_notebook(), folder / "ada" / "02.ipynb")
+    nbformat.write(student_copy(example_notebook()), folder / "bob" / "02.ipynb")
+    hangs = student_copy(example_notebook())
+    hangs.cells.insert(3, new_code_cell("while True:\n    pass"))
+    nbformat.write(hangs, folder / "cy" / "02.ipynb")
+
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(folder), "--timeout", "30", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["student_file"], r["exercise"], r["passed"]) for r in rows] == [
+        ("ada/02.ipynb", "02.1", "1"), ("bob/02.ipynb", "02.1", "0"),
+        ("cy/02.ipynb", "02.1", "0")]
+    assert rows[1]["message"].startswith("02.1 RMSNorm: not yet: ")
+    assert rows[2]["message"] == ("not reached: the notebook stopped at cell 4 "
+                                  "(TimeoutError after 30 s)")
+    printed_lines = capsys.readouterr().out.splitlines()
+    assert "02.1 RMSNorm: 1 of 3 passed" in printed_lines
+    assert printed_lines[-1] == f"wrote {out}"

@@ -8,10 +8,12 @@ A solution sits between nbgrader's markers inside a code cell:
         ### END SOLUTION
 
 The student copy keeps the cell with the markers and everything between them replaced by
-`raise NotImplementedError` (indented like the marker), and has no outputs. The solution
-cell carries the `hide-input` tag, so the rendered book shows it behind a toggle.
+`raise NotImplementedError` (indented like the marker), and has no outputs. Writing the
+copies again leaves alone a copy that a student has edited. The solution cell carries the
+`hide-input` tag, so the rendered book shows it behind a toggle.
 """
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -61,23 +63,50 @@ def student_copy(notebook):
     return copy
 
 
-def write_student_copies(notebooks_dir="notebooks", out_dir="student") -> list[Path]:
-    """Write the student copy of every notebook in notebooks_dir into out_dir."""
+def write_student_copies(notebooks_dir="notebooks", out_dir="student",
+                         force=False) -> tuple[list[Path], list[Path]]:
+    """Write the student copy of every notebook in notebooks_dir into out_dir. A file there
+    that differs from the copy this would write (a student's edited copy) is kept, unless
+    force. Returns the paths written and the paths kept."""
+    chapters = sorted(Path(notebooks_dir).glob("*.ipynb"))
+    if not chapters:
+        raise ValueError(f"no chapters (*.ipynb) in {notebooks_dir}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
-        try:
-            copy = student_copy(nbformat.read(path, as_version=4))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-        nbformat.write(copy, out / path.name)
-        written.append(out / path.name)
-    return written
+    written, kept = [], []
+    for path in chapters:
+        data, target = student_copy_text(path).encode("utf-8"), out / path.name
+        if not force and target.exists() and target.read_bytes() != data:
+            kept.append(target)
+            continue
+        target.write_bytes(data)
+        written.append(target)
+    return written, kept
+
+
+def student_copy_text(path: Path) -> str:
+    """The student copy of the notebook at path, as nbformat.write would store it."""
+    try:
+        copy = student_copy(nbformat.read(path, as_version=4))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return nbformat.writes(copy) + "\n"
+
+
+REPOSITORY_LINE = re.compile(r'^REPOSITORY = "[^"]*"$', re.MULTILINE)
 
 
 def read_setup_cell(path="book/setup_cell.py") -> str:
-    return Path(path).read_text().strip()
+    """The setup cell's text, cloning the repository that `_config.yml` names (the book's
+    root is the folder above the setup cell's), so that a fork changes one line."""
+    source = Path(path).read_text().strip()
+    config = Path(path).resolve().parents[1] / "_config.yml"
+    if config.exists():
+        import yaml  # jupyter-book's dependency: only authors run this
+
+        url = yaml.safe_load(config.read_text())["repository"]["url"]
+        source = REPOSITORY_LINE.sub(f'REPOSITORY = "{url}"', source)
+    return source
 
 
 def first_code_index(notebook) -> int | None:

@@ -1,0 +1,742 @@
+"""The book's conceptual diagrams, drawn by code: boxes, arrows and labels, no data.
+
+Each function returns a new matplotlib Figure that draws one idea of a chapter. In a
+notebook cell
+
+    from minids.diagrams import mla_dataflow
+    mla_dataflow()
+
+shows it (a Figure displays itself as the last expression of a cell). The figures are not
+registered with pyplot, so a cell never shows one twice and nothing needs closing;
+`figure.savefig(path)` writes one to a file.
+
+The sizes the labels print are read from a ModelConfig (the `book` preset unless one is
+passed), so a label cannot go stale when a preset changes; the routing example of
+`deepseekmoe_layer` is computed by minids' own Router.
+
+One palette for all diagrams (a legend says what a colour means where it carries
+meaning): activations and tokens grey, learned weights blue, what the decoding cache keeps
+orange, what only selects (the routing bias) purple, losses and gradients red, operations
+without a weight matrix white.
+
+Coordinates: each diagram draws on one axes that spans the figure, in inches from its
+lower-left corner, so a box of width 1 is one inch wide at the figure's own size.
+"""
+
+import inspect
+import io
+from dataclasses import dataclass
+
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch
+
+from minids.config import ModelConfig
+
+FONT, SMALL, TITLE = 10, 9, 12  # points: box labels, annotations, titles
+INK, MUTED = "#1f2933", "#6b7280"
+ROLES = {  # role: (fill, edge)
+    "data": ("#eceff3", "#5f6b7a"),
+    "weights": ("#d8e6fa", "#2760ad"),
+    "cached": ("#fde0bd", "#c05a0b"),
+    "selection": ("#ecdcf6", "#7b349f"),
+    "loss": ("#f9d9d9", "#b42323"),
+    "op": ("#ffffff", "#4b5563"),
+}
+ROLE_NAMES = {
+    "data": "activations, tokens",
+    "weights": "learned weights",
+    "cached": "kept in the KV cache",
+    "selection": "selection only (no gradient)",
+    "loss": "loss, gradient",
+    "op": "operation",
+}
+
+
+# --------------------------------------------------------------------------------------
+# Drawing helpers: a canvas in inches, boxes, arrows, labels, a legend.
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Box:
+    """A drawn box: centre (x, y) and size (w, h), in inches."""
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def left(self):
+        return (self.x - self.w / 2, self.y)
+
+    @property
+    def right(self):
+        return (self.x + self.w / 2, self.y)
+
+    @property
+    def top(self):
+        return (self.x, self.y + self.h / 2)
+
+    @property
+    def bottom(self):
+        return (self.x, self.y - self.h / 2)
+
+    def at(self, fx: float, fy: float):
+        """The point at fractions (fx, fy) of the box: (0, 0) is its lower-left corner."""
+        return (self.x + (fx - 0.5) * self.w, self.y + (fy - 0.5) * self.h)
+
+
+def _config(config):
+    return ModelConfig.preset("book") if config is None else config
+
+
+class Diagram(Figure):
+    """A Figure that shows itself as a PNG in a notebook, where IPython's matplotlib
+    display hooks do not see it (it is not registered with pyplot)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+def _canvas(width: float, height: float, title: str, bottom: float = 0.0):
+    """A figure of width x height inches whose one axes counts inches from (0, bottom)."""
+    fig = Diagram(figsize=(width, height), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(bottom, bottom + height)
+    ax.axis("off")
+    fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=TITLE, fontweight="bold",
+                 color=INK)
+    return fig, ax
+
+
+def _text(ax, x, y, s, size=SMALL, color=INK, **kwargs):
+    kwargs = {"ha": "center", "va": "center", **kwargs}
+    return ax.text(x, y, s, fontsize=size, color=color, zorder=4, **kwargs)
+
+
+def _box(ax, x, y, w, h, text="", role="op", size=FONT, weight="normal", dashed=False,
+         faded=False, lw=1.2, family=None, text_color=INK) -> _Box:
+    """A rounded box centred at (x, y) in the colours of `role`, with a centred label."""
+    fill, edge = ROLES[role]
+    ax.add_patch(FancyBboxPatch(
+        (x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad=0,rounding_size={min(0.08, h / 4)}",
+        facecolor=fill, edgecolor=edge, linewidth=lw, linestyle="--" if dashed else "-",
+        alpha=0.4 if faded else 1.0, zorder=2,
+    ))
+    if text:
+        _text(ax, x, y, text, size=size, weight=weight, family=family,
+              color=MUTED if faded else text_color, linespacing=1.25)
+    return _Box(x, y, w, h)
+
+
+def _region(ax, x0, y0, x1, y1, role="data", dashed=False):
+    """A pale background rectangle that groups boxes."""
+    fill, edge = ROLES[role]
+    ax.add_patch(FancyBboxPatch(
+        (x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0,rounding_size=0.1",
+        facecolor=fill, edgecolor=edge, linewidth=1.0, alpha=0.35 if role != "op" else 1.0,
+        linestyle="--" if dashed else "-", zorder=0,
+    ))
+
+
+def _arrow(ax, *points, color=INK, dashed=False, lw=1.2, rad=0.0, both=False):
+    """A line through `points` with an arrowhead at the end (and the start, if both)."""
+    style = "--" if dashed else "-"
+    for (x0, y0), (x1, y1) in zip(points[:-2], points[1:-1]):
+        ax.plot([x0, x1], [y0, y1], color=color, lw=lw, ls=style, zorder=1,
+                solid_capstyle="butt")
+    ax.add_patch(FancyArrowPatch(
+        points[-2], points[-1], arrowstyle="<|-|>" if both else "-|>", mutation_scale=11,
+        color=color, lw=lw, linestyle=style, shrinkA=0, shrinkB=0, zorder=1,
+        connectionstyle=f"arc3,rad={rad}",
+    ))
+
+
+def _plus(ax, x, y, r=0.13):
+    """The residual addition: a circle with a plus, drawn (not typed)."""
+    ax.add_patch(Circle((x, y), r, facecolor="white", edgecolor=INK, lw=1.2, zorder=2))
+    ax.plot([x - r * 0.6, x + r * 0.6], [y, y], color=INK, lw=1.2, zorder=3)
+    ax.plot([x, x], [y - r * 0.6, y + r * 0.6], color=INK, lw=1.2, zorder=3)
+
+
+def _legend(ax, roles, x, y, ncol=None):
+    """A one-row legend of role colours whose lower-left corner is at (x, y) inches."""
+    handles = [Patch(facecolor=ROLES[r][0], edgecolor=ROLES[r][1], label=ROLE_NAMES[r])
+               for r in roles]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(x, y),
+              bbox_transform=ax.transData, ncol=ncol or len(roles), frameon=False,
+              fontsize=SMALL, handlelength=1.4, columnspacing=1.2, borderaxespad=0,
+              borderpad=0, handletextpad=0.5)
+
+
+# --------------------------------------------------------------------------------------
+# 00: the pipeline and the map of the book.
+# --------------------------------------------------------------------------------------
+
+BOOK_PARTS = (
+    ("Part I", "the architecture", "", (
+        "01 Tokens\nand data", "02 Baseline\ntransformer", "03 Latent\nattention (MLA)",
+        "04 DeepSeek\nMoE", "05 Load\nbalancing", "06 Multi-token\nprediction")),
+    ("Part II", "training, serving", "how V3 trains it\nat scale and serves it", (
+        "07 Pretraining\nrecipe", "08 FP8\ntraining", "09 YaRN long\ncontext",
+        "10 Inference")),
+    ("Part III", "post-training", "from a text model\nto an assistant", (
+        "11 Supervised\nfine-tuning", "12 RL with\nGRPO", "13 Distilling\nreasoning")),
+    ("Beyond V3", "scale, V3.2", "many processes; V3.2's\nsparse attention", (
+        "14 Scaling\nout", "15 Sparse\nattention")),
+)
+
+
+def pipeline(config=None) -> Figure:
+    """Chapter 00: the stages that make the shipped models, and the map of the book."""
+    c = _config(config)
+    fig, ax = _canvas(9, 5.45, "The minids pipeline, and the chapters that teach each part")
+    stages = (
+        ("corpus", "stories, arithmetic,\ncode, passkeys", "data/corpus", "chapter 01"),
+        ("tokenizer", f"byte-level BPE,\n{c.vocab_size} tokens", "tokenizer.json",
+         "chapter 01"),
+        ("pretrain", "next token + MTP,\nthe book preset", "data/book", "chapters 02–10, 14"),
+        ("SFT", "chat template,\nanswer-only loss", "data/sft", "chapters 11, 13"),
+        ("GRPO", "reward: the right\nfinal answer", "data/grpo", "chapter 12"),
+    )
+    pitch, w, y = 1.8, 1.55, 4.2
+    for i, (head, body, path, chapters) in enumerate(stages):
+        x = 0.85 + i * pitch
+        box = _box(ax, x, y, w, 1.2, role="data")
+        _text(ax, x, y + 0.4, head, size=FONT, weight="bold")
+        _text(ax, x, y + 0.02, body)
+        _text(ax, x, y - 0.4, path, family="monospace")
+        _text(ax, x, y - 0.8, chapters, color=MUTED)
+        if i:
+            _arrow(ax, (x - pitch + w / 2, y), box.left)
+
+    _text(ax, 4.5, 2.95, "The map of the book", size=FONT, weight="bold")
+    row_top, row_pitch, chip_w, chip_pitch, x0 = 2.45, 0.64, 1.12, 1.2, 1.85
+    for r, (part, topic, note, chapters) in enumerate(BOOK_PARTS):
+        y_row = row_top - r * row_pitch
+        _text(ax, 0.08, y_row + 0.11, part, size=FONT, weight="bold", ha="left")
+        _text(ax, 0.08, y_row - 0.13, topic, color=MUTED, ha="left")
+        for j, chapter in enumerate(chapters):
+            _box(ax, x0 + j * chip_pitch, y_row, chip_w, 0.52, chapter, size=SMALL)
+        if note:
+            _text(ax, x0 + len(chapters) * chip_pitch - 0.4, y_row, note, color=MUTED,
+                  ha="left")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 01: byte-pair encoding and packing.
+# --------------------------------------------------------------------------------------
+
+BPE_TEXT = "low lower lowest"
+
+
+def _bpe_steps(text: str, merges: int):
+    """Toy byte-pair encoding, as the book's tokenizer does it: the text is split into
+    words that keep their leading space, then the most frequent adjacent pair (the first
+    seen, on a tie) is merged, `merges` times. Returns [(pair or None, words)]."""
+    words = [list(piece) for piece in text.replace(" ", "\0 ").split("\0")]
+    steps = [(None, [list(w) for w in words])]
+    for _ in range(merges):
+        counts = {}
+        for w in words:
+            for pair in zip(w, w[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        pair = max(counts, key=counts.get)  # dicts keep insertion order: first seen wins ties
+        merged = []
+        for w in words:
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == pair:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            merged.append(out)
+        words = merged
+        steps.append((pair, [list(w) for w in words]))
+    return steps
+
+
+def _book_seq_len() -> int:
+    """The training row length of the book's data (`python -m minids data`)."""
+    from minids.data import prepare
+
+    return inspect.signature(prepare).parameters["seq_len"].default
+
+
+def bpe_and_packing(merges: int = 4, drawn_seq_len: int = 10) -> Figure:
+    """Chapter 01: a worked BPE example, and documents packed into training rows."""
+    from minids.data import rows_from_stream
+
+    fig, ax = _canvas(9, 6.4, "Tokens: byte-pair merges, then documents packed into rows")
+    space = "␣"
+    _text(ax, 0.1, 5.9, "1. BPE: merge the most frequent adjacent pair, again and again",
+          size=FONT, weight="bold", ha="left")
+    top, pitch = 5.45, 0.44
+    for r, (pair, words) in enumerate(_bpe_steps(BPE_TEXT, merges)):
+        y = top - r * pitch
+        n_tokens = sum(map(len, words))
+        if pair is None:
+            label = f"bytes: {n_tokens} tokens"
+        else:
+            a, b = (p.replace(" ", space) for p in pair)
+            label = f"merge {a} + {b}: {n_tokens} tokens"
+        _text(ax, 2.55, y, label, ha="right", family="monospace")
+        x = 2.75
+        for token in (t for w in words for t in w):
+            new = pair is not None and token == pair[0] + pair[1]
+            width = 0.25 * len(token)
+            _box(ax, x + width / 2, y, width - 0.04, 0.34, token.replace(" ", space),
+                 role="weights" if new else "data", family="monospace", lw=1.0)
+            x += width
+    _text(ax, 7.0, top - pitch * merges / 2,
+          f"each merge adds a\nvocabulary entry (blue);\nthe book's tokenizer\nlearns "
+          f"merges on its corpus;\n{space} is the space, kept\nat the front of a word",
+          ha="left", color=MUTED)
+
+    _text(ax, 0.1, 3.15, "2. Packing: <|bos|> doc <|eos|>, one stream, cut into rows of "
+          "seq_len + 1", size=FONT, weight="bold", ha="left")
+    doc_lengths = (6, 11, 3, 7)
+    doc_roles = ("weights", "cached", "selection", "loss")
+    stream, roles = [], []
+    for d, (n, role) in enumerate(zip(doc_lengths, doc_roles)):
+        stream += ["B"] + [str(d + 1)] * n + ["E"]
+        roles += [None] + [role] * n + [None]
+    rows = rows_from_stream(torch.arange(len(stream)), drawn_seq_len)  # stream positions
+    w, x0, y_stream = min(0.24, 8.3 / len(stream)), 0.6, 2.65
+
+    def cell(i, y, faded=False):
+        special = roles[i] is None
+        _box(ax, x0 + i * w + w / 2, y, w - 0.03, 0.3, stream[i], role=roles[i] or "op",
+             family="monospace", size=SMALL, faded=faded, lw=1.6 if special else 0.8,
+             weight="bold" if special else "normal")
+
+    _text(ax, x0 - 0.08, y_stream, "stream", ha="right", color=MUTED)
+    for i in range(len(stream)):
+        cell(i, y_stream)
+    for r, row in enumerate(rows.tolist()):
+        y = y_stream - 0.55 - r * 0.45
+        _text(ax, x0 + row[0] * w - 0.08, y, f"row {r}", ha="right", color=MUTED)
+        for i in row:
+            cell(i, y)
+    used = rows[-1, -1].item() + 1
+    for i in range(used, len(stream)):
+        cell(i, y, faded=True)
+    if used < len(stream):
+        _text(ax, x0 + (used + len(stream)) * w / 2, y - 0.3, "tail: dropped", color=MUTED)
+    _text(ax, 0.1, 0.1,
+          f"B = <|bos|>, E = <|eos|>; the digits number the documents. A row holds seq_len + 1 "
+          f"tokens (the book: {_book_seq_len()} + 1,\nhere {drawn_seq_len} + 1): inputs are "
+          "row[:-1], targets row[1:], so consecutive rows share one token.\nDocuments run "
+          "across rows, and attention is not masked between them.",
+          ha="left", va="bottom", linespacing=1.35)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 02: the pre-norm transformer block.
+# --------------------------------------------------------------------------------------
+
+def transformer_block(config=None) -> Figure:
+    """Chapter 02: the model around its blocks, and one pre-norm block opened up."""
+    c = _config(config)
+    d, V, L = c.hidden_size, c.vocab_size, c.num_hidden_layers
+    fig, ax = _canvas(9, 5.2, "A pre-norm transformer: the model, and one block opened up")
+    y, h = 4.25, 0.72
+    specs = (
+        ("token ids\n(B, T)", 1.0, "data"),
+        (f"embedding\n{V} × {d}", 1.15, "weights"),
+        (f"block × {L}", 1.15, "weights"),
+        ("final\nRMSNorm", 1.0, "op"),
+        (f"output head\n{d} × {V}", 1.15, "weights"),
+        (f"logits\n(B, T, {V})", 1.1, "data"),
+    )
+    boxes, x = [], 0.1
+    for i, (text, w, role) in enumerate(specs):
+        if i == 2:  # a stack of L blocks
+            for shift in (0.1, 0.05):
+                _box(ax, x + w / 2 + shift, y + shift, w, h, role=role)
+        boxes.append(_box(ax, x + w / 2, y, w, h, text, role=role))
+        x += w + 0.42
+    for a, b in zip(boxes, boxes[1:]):
+        _arrow(ax, a.right, b.left)
+    block = boxes[2]
+
+    x0, x1, y0, y1 = 0.25, 8.75, 0.62, 3.45
+    _region(ax, x0, y0, x1, y1, role="op", dashed=True)
+    for corner, target in ((block.at(0, 0), (x0, y1)), (block.at(1, 0), (x1, y1))):
+        ax.plot([corner[0], target[0]], [corner[1], target[1]], color=MUTED, lw=0.8, ls=":",
+                zorder=0)
+    _text(ax, 4.5, 3.2, "one block: each branch reads a normalised copy of the residual "
+          f"stream $x$ ({d} numbers per token)\nand adds its output back", color=MUTED)
+
+    y_res, y_branch, r = 1.35, 2.5, 0.13
+    _text(ax, 0.55, y_res, "$x$", size=FONT + 1)
+    _text(ax, 8.5, y_res, "$x'$", size=FONT + 1)
+    branches = (  # where the branch leaves the stream, its main box, the plus it adds into
+        (0.95, 3.1, 1.8, "causal self-attention\n"
+         f"{c.num_attention_heads} heads, RoPE on $q$, $k$", 4.35),
+        (4.6, 6.78, 1.95, f"SwiGLU FFN, width {c.intermediate_size}\n"
+         "$W_2(\\mathrm{silu}(W_1x)\\odot W_3x)$", 8.1),
+    )
+    stream = [0.72]
+    for start, x_main, w, label, x_plus in branches:
+        norm = _box(ax, start + 0.55, y_branch, 0.85, 0.5, "RMSNorm")
+        main = _box(ax, x_main, y_branch, w, 0.72, label, role="weights")
+        _arrow(ax, (start, y_res), (start, y_branch), norm.left)
+        _arrow(ax, norm.right, main.left)
+        _arrow(ax, main.right, (x_plus, y_branch), (x_plus, y_res + r))
+        _plus(ax, x_plus, y_res, r)
+        stream += [x_plus - r, x_plus + r]
+    stream.append(8.35)
+    for xa, xb in zip(stream[::2], stream[1::2]):
+        _arrow(ax, (xa, y_res), (xb, y_res))
+    _text(ax, 2.6, 0.95, "$x \\leftarrow x + \\mathrm{Attention}(\\mathrm{RMSNorm}(x))$")
+    _text(ax, 6.3, 0.95, "$x \\leftarrow x + \\mathrm{FFN}(\\mathrm{RMSNorm}(x))$")
+    _legend(ax, ("data", "weights", "op"), 0.25, 0.1)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 03: Multi-head Latent Attention.
+# --------------------------------------------------------------------------------------
+
+def mla_dataflow(config=None) -> Figure:
+    """Chapter 03: MLA's projections, what its cache keeps, and where absorption folds
+    W^UK and W^UV away at decode time."""
+    c = _config(config)
+    if c.q_lora_rank is None:
+        raise ValueError("mla_dataflow draws the compressed query: q_lora_rank must be set")
+    d, dcq, dc, dr = c.hidden_size, c.q_lora_rank, c.kv_lora_rank, c.qk_rope_head_dim
+    nh, dh, dv = c.num_attention_heads, c.qk_nope_head_dim, c.v_head_dim
+    fig, ax = _canvas(9, 6.3, "Multi-head Latent Attention: compress, cache the latent, "
+                      "expand per head")
+    xs = dict(h=0.45, down=1.45, lat=2.55, norm=3.6, cache=4.65, up=5.65, head=6.6,
+              attn=7.6, out=8.55)
+    yq, yk, yv, yr = 4.75, 2.95, 2.2, 1.45  # rows: query, latent/key, value, rope key
+    bh = 0.62
+    h = _box(ax, xs["h"], 3.35, 0.7, bh, f"$h_t$\n$d$ = {d}", role="data")
+
+    # Query: h -> W^DQ -> c^Q -> RMSNorm -> W^UQ -> [q^C ; q^R], RoPE on q^R.
+    wdq = _box(ax, xs["down"], yq, 0.75, bh, "$W^{DQ}$", role="weights")
+    cq = _box(ax, xs["lat"], yq, 0.9, bh, f"$c^Q_t$\n$d_c'$ = {dcq}", role="data")
+    nq = _box(ax, xs["norm"], yq, 0.8, 0.45, "RMSNorm")
+    wuq = _box(ax, xs["cache"], yq, 0.75, bh, "$W^{UQ}$", role="weights")
+    qc = _box(ax, xs["head"], yq + 0.42, 0.85, bh, f"$q^C_{{t,h}}$\n{nh} × {dh}", role="data")
+    rq = _box(ax, xs["up"], yq - 0.42, 0.6, 0.4, "RoPE", size=SMALL)
+    qr = _box(ax, xs["head"], yq - 0.42, 0.85, bh, f"$q^R_{{t,h}}$\n{nh} × {dr}", role="data")
+    _arrow(ax, h.top, (h.x, yq), wdq.left)
+    for a, b in ((wdq, cq), (cq, nq), (nq, wuq), (rq, qr)):
+        _arrow(ax, a.right, b.left)
+    _arrow(ax, wuq.right, (5.2, wuq.y), (5.2, qc.y), qc.left)
+    _arrow(ax, (5.2, wuq.y), (5.2, rq.y), rq.left)
+
+    # Keys and values: h -> W^DKV -> [c^KV ; k~R]; RMSNorm and RoPE give the cached pair.
+    ykv = (yk + yr) / 2
+    wdkv = _box(ax, xs["down"], ykv, 0.75, bh, "$W^{DKV}$", role="weights")
+    ckv = _box(ax, xs["lat"], yk, 0.9, bh, f"$c^{{KV}}_t$\n$d_c$ = {dc}", role="data")
+    kr0 = _box(ax, xs["lat"], yr, 0.9, bh, f"$\\tilde k^R_t$\n$d_h^R$ = {dr}", role="data")
+    nkv = _box(ax, xs["norm"], yk, 0.8, 0.45, "RMSNorm")
+    rk = _box(ax, xs["norm"], yr, 0.8, 0.45, "RoPE")
+    _region(ax, xs["cache"] - 0.52, yr - 0.5, xs["cache"] + 0.52, yk + 0.5, role="cached")
+    chat = _box(ax, xs["cache"], yk, 0.8, bh, f"$\\hat c^{{KV}}_t$\n$d_c$ = {dc}",
+                role="cached")
+    kr = _box(ax, xs["cache"], yr, 0.8, bh, f"$k^R_t$\n$d_h^R$ = {dr}", role="cached")
+    _arrow(ax, h.bottom, (h.x, ykv), wdkv.left)
+    _arrow(ax, wdkv.right, (2.0, ykv), (2.0, yk), ckv.left)
+    _arrow(ax, (2.0, ykv), (2.0, yr), kr0.left)
+    for a, b in ((ckv, nkv), (nkv, chat), (kr0, rk), (rk, kr)):
+        _arrow(ax, a.right, b.left)
+    _text(ax, xs["cache"], yr - 0.85,
+          f"the cache: $d_c + d_h^R$ = {dc} + {dr} = {dc + dr}\nnumbers per token per layer",
+          size=FONT, color=ROLES["cached"][1], weight="bold")
+
+    # Expansion per head, attention, output.
+    wuk = _box(ax, xs["up"], yk, 0.75, bh, "$W^{UK}$", role="weights")
+    wuv = _box(ax, xs["up"], yv, 0.75, bh, "$W^{UV}$", role="weights")
+    kc = _box(ax, xs["head"], yk, 0.85, bh, f"$k^C_{{t,h}}$\n{nh} × {dh}", role="data")
+    v = _box(ax, xs["head"], yv, 0.85, bh, f"$v_{{t,h}}$\n{nh} × {dv}", role="data")
+    _arrow(ax, chat.right, wuk.left)
+    _arrow(ax, (5.1, yk), (5.1, yv), wuv.left)
+    _arrow(ax, wuk.right, kc.left)
+    _arrow(ax, wuv.right, v.left)
+    attn = _box(ax, xs["attn"], 3.3, 0.85, 3.4, role="op")
+    for dy, text in ((0.85, "causal\nattention,\nper head $h$"), (0.12, "query"),
+                     (-0.14, "$[q^C_{t,h} ; q^R_{t,h}]$"), (-0.5, "key"),
+                     (-0.76, "$[k^C_{t,h} ; k^R_t]$")):
+        _text(ax, attn.x, attn.y + dy, text)
+    wo = _box(ax, xs["out"], 3.3, 0.62, bh, "$W^O$", role="weights")
+    u = _box(ax, xs["out"], 4.4, 0.62, bh, "$u_t$\n" + f"{d}", role="data")
+    left = xs["attn"] - 0.425
+    for src in (qc, qr, kc, v):
+        _arrow(ax, src.right, (left, src.y))
+    _arrow(ax, kr.right, (left, kr.y))
+    _text(ax, 6.45, yr + 0.19, "one $k^R_t$ for all heads", color=MUTED)
+    _arrow(ax, attn.right, wo.left)
+    _arrow(ax, wo.top, u.bottom)
+
+    # Absorption: where decoding folds the up-projections away.
+    absorbed = ROLES["weights"][1]
+    _arrow(ax, wuk.top, (xs["cache"] + 0.2, yq - bh / 2), color=absorbed, dashed=True,
+           rad=0.25)
+    _text(ax, 5.05, 3.75, "absorbed decode, query side: "
+          "$\\tilde q_{t,h} = W^{UK\\top}_h q^C_{t,h}$\n"
+          "scores $\\tilde q_{t,h} \\cdot \\hat c_j$ read the cache directly",
+          color=absorbed, ha="right")
+    y_low = 0.95
+    _arrow(ax, wuv.bottom, (wuv.x, y_low), (wo.x, y_low), wo.bottom, color=absorbed,
+           dashed=True)
+    _text(ax, 7.3, y_low - 0.32, "absorbed decode, output side:\n"
+          "$o_{t,h} = W^{UV}_h\\,\\Sigma_j\\, p_{j}\\,\\hat c_j$ (or fold into $W^O$)",
+          color=absorbed)
+    _legend(ax, ("data", "weights", "cached", "op"), 0.15, 0.15)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 04: the DeepSeekMoE layer and its router.
+# --------------------------------------------------------------------------------------
+
+def _routing_example(c: ModelConfig, seed: int):
+    """Affinities, a bias, and what minids' Router selects from them, for one token."""
+    from minids.moe import Router
+
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.rand(1, c.n_routed_experts, generator=generator) * 0.8 + 0.1
+    router = Router(c)
+    router.bias = (torch.rand(c.n_routed_experts, generator=generator) - 0.5) * 0.1
+    chosen = set(router.select(scores)[0].tolist())
+    biased = (scores[0] + router.bias).view(c.n_group, -1)
+    group_scores = biased.topk(2, dim=-1).values.sum(dim=-1)
+    kept = set(group_scores.topk(c.topk_group).indices.tolist())
+    return chosen, group_scores.tolist(), kept
+
+
+def deepseekmoe_layer(config=None, seed: int = 3) -> Figure:
+    """Chapter 04: shared and routed experts; the bias picks experts, never weights them."""
+    c = _config(config)
+    E, G, K = c.n_routed_experts, c.n_group, c.num_experts_per_tok
+    chosen, group_scores, kept = _routing_example(c, seed)
+    fig, ax = _canvas(9, 6.5, "DeepSeekMoE: shared experts always on, routed experts "
+                      "picked per token", bottom=-0.3)
+    y_mid, y_top, y_res = 3.55, 4.8, 5.45
+    u = _box(ax, 0.42, y_mid, 0.6, 0.55, "$u_t$", role="data")
+    router = _box(ax, 1.8, y_mid, 1.5, 0.72, "router\n$s_i = \\sigma(u_t^\\top e_i)$",
+                  role="weights")
+    gate = _box(ax, 4.45, y_mid, 2.0, 0.72, "gate weights, unbiased $s$\n"
+                f"$g_i = {c.routed_scaling_factor:g}\\,s_i \\,/\\, \\Sigma_{{j\\in S}}\\,s_j$",
+                role="weights")
+    routed = _box(ax, 6.75, y_mid, 1.85, 0.72, "routed output\n"
+                  "$\\Sigma_{i\\in S}\\, g_i\\,\\mathrm{FFN}_i(u_t)$", role="weights")
+    shared = _box(ax, 4.45, y_top, 2.9, 0.62,
+                  f"shared expert{'s' if c.n_shared_experts > 1 else ''} "
+                  f"× {c.n_shared_experts}, always on\n$\\mathrm{{FFN}}^{{(s)}}(u_t)$",
+                  role="weights")
+    plus, out_y = (8.15, y_mid), 2.55
+    _arrow(ax, u.right, router.left)
+    _arrow(ax, router.right, gate.left)
+    _text(ax, 3.0, y_mid + 0.18, "$s$", color=INK, size=FONT)
+    _arrow(ax, gate.right, routed.left)
+    _arrow(ax, routed.right, (plus[0] - 0.13, y_mid))
+    _arrow(ax, (0.72, y_top), shared.left)
+    ax.plot([u.x + 0.15, u.x + 0.15, 0.72], [u.y + 0.275, y_top, y_top], color=INK, lw=1.2)
+    _arrow(ax, shared.right, (plus[0], y_top), (plus[0], y_mid + 0.13))
+    _arrow(ax, (u.x - 0.15, u.y + 0.275), (u.x - 0.15, y_res), (8.75, y_res), (8.75, y_mid),
+           (plus[0] + 0.13, y_mid))
+    _text(ax, 4.45, y_res + 0.17, "residual: $u_t$", color=MUTED)
+    _plus(ax, *plus)
+    out = _box(ax, plus[0], out_y, 0.6, 0.5, "$h'_t$", role="data")
+    _arrow(ax, (plus[0], y_mid - 0.13), out.top)
+
+    # Selection: s + b -> groups -> top-k, in purple: it decides S and nothing else.
+    sel = ROLES["selection"][1]
+    bias = _box(ax, 0.55, 1.55, 0.9, 0.62, "bias $b_i$\nno gradient", role="selection",
+                size=SMALL)
+    add = _box(ax, 1.8, 1.55, 0.9, 0.5, "$s + b$", role="selection")
+    _arrow(ax, router.bottom, add.top)
+    _arrow(ax, bias.right, add.left, color=sel)
+    x0, x1, y0, y1 = 2.55, 7.6, 0.55, 2.6
+    _region(ax, x0, y0, x1, y1, role="selection")
+    _arrow(ax, add.right, (x0, add.y), color=sel)
+    _text(ax, (x0 + x1) / 2, y1 - 0.22,
+          f"keep the best {c.topk_group} of {G} groups (score: the sum of its top 2), "
+          f"then the top {K}", color=sel)
+    per_group = E // G
+    pitch = (x1 - x0 - 0.2) / G
+    cell = min(0.3, (pitch - 0.2) / per_group)
+    for g in range(G):
+        gx = x0 + 0.1 + g * pitch + pitch / 2
+        is_kept = g in kept
+        _region(ax, gx - pitch / 2 + 0.06, 1.0, gx + pitch / 2 - 0.06, 2.0,
+                role="selection" if is_kept else "op", dashed=not is_kept)
+        for j in range(per_group):
+            e = g * per_group + j
+            ex = gx + (j - (per_group - 1) / 2) * cell
+            picked = e in chosen
+            _box(ax, ex, 1.6, cell - 0.05, 0.42, str(e + 1) if cell >= 0.25 else "",
+                 role="weights" if picked else "op", faded=not is_kept, size=SMALL,
+                 lw=2.0 if picked else 0.8, weight="bold" if picked else "normal")
+        _text(ax, gx, 1.18, f"group {g + 1}: {group_scores[g]:.2f}",
+              color=INK if is_kept else MUTED)
+        _text(ax, gx, 0.78, "kept" if is_kept else "dropped", color=sel if is_kept else MUTED)
+    _arrow(ax, (gate.x, y1), gate.bottom, color=sel)
+    _text(ax, gate.x - 0.1, (y1 + gate.bottom[1]) / 2, "which experts ($S$),\nnot how much",
+          color=sel, ha="right")
+    _arrow(ax, (routed.x, y1), routed.bottom, color=sel)
+    _text(ax, routed.x + 0.1, (y1 + routed.bottom[1]) / 2, "run only the\nexperts in $S$",
+          color=sel, ha="left")
+    _text(ax, 0.1, 0.22, f"{E} routed experts in {G} groups; blue = the {K} chosen for "
+          "this token. The bias moves the choice; the weights $g$ use the unbiased $s$.",
+          ha="left", color=INK)
+    _legend(ax, ("data", "weights", "selection", "op"), 0.15, -0.25)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 05: auxiliary-loss-free balancing.
+# --------------------------------------------------------------------------------------
+
+def bias_balancing_loop(config=None) -> Figure:
+    """Chapter 05: the bias update as a feedback loop, next to an auxiliary loss."""
+    c = _config(config)
+    E = c.n_routed_experts
+    fig, ax = _canvas(9, 5.3, "Balancing experts: a bias feedback loop, or an auxiliary loss")
+    sel = ROLES["selection"][1]
+    _text(ax, 2.95, 4.75, "auxiliary-loss-free (DeepSeek-V3)", size=FONT, weight="bold")
+    route = _box(ax, 1.2, 3.75, 2.0, 0.75, "route a batch:\ntop-$K$ of $s + b$",
+                 role="selection")
+    count = _box(ax, 4.65, 3.5, 2.3, 1.45, role="data")
+    _text(ax, count.x, 3.98, "count the tokens of\neach expert: $c_i$")
+    update = _box(ax, 1.2, 1.35, 2.0, 0.9, "update the bias\n"
+                  "$b_i \\leftarrow b_i + \\gamma\\,\\mathrm{sign}(\\bar c - c_i)$\n"
+                  f"$\\gamma$ = {c.bias_update_speed:g}", role="selection")
+    compare = _box(ax, 4.65, 1.35, 2.3, 0.9, "compare with the mean\n"
+                   "$\\bar c = N_{tok}\\,K_r\\,/\\,N_r$", role="op")
+    _arrow(ax, (route.right[0], 3.75), (count.left[0], 3.75))
+    _arrow(ax, count.bottom, compare.top)
+    _arrow(ax, compare.left, update.right)
+    _arrow(ax, update.top, route.bottom, color=sel)
+    _text(ax, 1.1, 2.55, "next step", color=sel, ha="right")
+
+    # The load chart inside "count": over the mean goes down, under the mean goes up.
+    pattern = [3, 7, 5, 4, 9, 5, 2, 6, 5, 8, 3, 4, 6, 5, 7, 1]
+    counts = [pattern[i % len(pattern)] for i in range(E)]
+    mean = sum(counts) / E
+    bx0, bw, by0, scale = count.x - 0.95, 1.8 / E, 2.9, 0.55 / max(counts)
+    for i, n in enumerate(counts):
+        fill = ROLES["data"][1] if n > mean else "#b9c1cc"
+        ax.add_patch(FancyBboxPatch((bx0 + i * bw, by0), bw * 0.8, n * scale,
+                                    boxstyle="square,pad=0", facecolor=fill,
+                                    edgecolor="none", zorder=3))
+    ax.plot([bx0 - 0.05, bx0 + 1.85], [by0 + mean * scale] * 2, color=INK, lw=1, ls="--",
+            zorder=3)
+    _text(ax, bx0 + 1.88, by0 + mean * scale, "$\\bar c$", ha="left", size=FONT)
+    _text(ax, 2.95, 2.3, "dark: over the mean,\n$b_i$ goes down\nlight: under the mean,"
+          "\n$b_i$ goes up", color=MUTED)
+    _text(ax, 2.95, 0.55, "$b$ only changes which experts are picked:\nno loss term, no "
+          "gradient, the gate weights never see it", color=sel)
+
+    ax.plot([6.1, 6.1], [0.35, 4.9], color=MUTED, lw=0.8, ls=":")
+    _text(ax, 7.6, 4.75, "auxiliary loss (the usual way)", size=FONT, weight="bold")
+    steps = (
+        ("route a batch:\ntop-$K$ of $s$", "op", 0.62),
+        ("$\\mathcal{L} = \\mathcal{L}_{LM} + \\alpha\\,\\Sigma_i\\, f_i P_i$\n"
+         "$f_i$: the load of expert $i$\n$P_i$: its mean affinity", "loss", 0.9),
+        ("backward: the balance term's\ngradient reaches the router\nand the whole model",
+         "loss", 0.82),
+        ("it pulls against $\\mathcal{L}_{LM}$:\na large $\\alpha$ hurts quality,\na small "
+         "$\\alpha$ balances weakly", "op", 0.82),
+    )
+    y, prev = 4.45, None
+    for text, role, height in steps:
+        box = _box(ax, 7.6, y - height / 2, 2.6, height, text, role=role, size=SMALL)
+        if prev is not None:
+            _arrow(ax, prev.bottom, box.top, color=ROLES["loss"][1] if role == "loss" else INK)
+        prev, y = box, y - height - 0.28
+    _legend(ax, ("selection", "loss", "op", "data"), 0.15, 0.08)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 06: Multi-Token Prediction.
+# --------------------------------------------------------------------------------------
+
+def mtp_across_positions(config=None, positions: int = 4) -> Figure:
+    """Chapter 06: the main model and MTP module 1 side by side, position by position."""
+    c = _config(config)
+    fig, ax = _canvas(9, 7.2, "Multi-Token Prediction: one more token ahead, through the "
+                      "same head")
+    pitch, cw, ch = 0.9, 0.6, 0.4
+    left_x = [0.65 + i * pitch for i in range(positions)]
+    right_x = [5.35 + i * pitch for i in range(positions)]
+    lx0, lx1 = left_x[0] - 0.45, left_x[-1] + 0.45
+    rx0, rx1 = right_x[0] - 0.45, right_x[-1] + 0.45
+    y_in, y_emb, y_block, y_h, y_head, y_out, y_loss = 0.75, 1.45, 2.2, 3.1, 4.5, 5.2, 5.85
+    y_norm, y_proj, y_trm = 2.1, 3.1, 3.8
+
+    for x0, x1, name in ((lx0, lx1, "main model"),
+                         (rx0, rx1, "MTP module 1 (depth $k$ = 1)")):
+        _region(ax, x0 - 0.1, 0.42, x1 + 0.1, 6.5, role="op")
+        _text(ax, (x0 + x1) / 2, 6.3, name, size=FONT, weight="bold")
+
+    def bar(x0, x1, y, text, role, h=0.45):
+        return _box(ax, (x0 + x1) / 2, y, x1 - x0, h, text, role=role)
+
+    def column(x, stops):
+        for (ya, ha), (yb, hb) in zip(stops, stops[1:]):
+            _arrow(ax, (x, ya + ha / 2), (x, yb - hb / 2))
+
+    # Main model: t_i -> embedding -> blocks -> h^0_i -> head -> t_{i+1}.
+    bar(lx0, lx1, y_emb, "embedding", "weights")
+    bar(lx0, lx1, y_block, f"{c.num_hidden_layers} blocks + RMSNorm (causal)", "weights",
+        h=0.6)
+    bar(lx0, lx1, y_head, "output head", "weights")
+    for i, x in enumerate(left_x, start=1):
+        _box(ax, x, y_in, cw, ch, f"$t_{i}$", role="data")
+        _box(ax, x, y_h, cw, ch, f"$h^0_{i}$", role="data")
+        _box(ax, x, y_out, cw, ch, f"$t_{{{i + 1}}}$", role="data", dashed=True)
+        column(x, ((y_in, ch), (y_emb, 0.45), (y_block, 0.6), (y_h, ch), (y_head, 0.45),
+                   (y_out, ch)))
+    bar(lx0 + 0.5, lx1 - 0.5, y_loss, "$\\mathcal{L}_{main}$", "loss", h=0.4)
+
+    # MTP module 1: [RMSNorm(Emb(t_{i+1})) ; RMSNorm(h^0_i)] -> M_1 -> TRM_1 -> head.
+    bar(rx0, rx1, y_emb, "embedding", "weights")
+    bar(rx0, rx1, y_norm, "RMSNorm of both: Emb$(t_{i+1})$ and $h^0_i$", "op")
+    bar(rx0, rx1, y_proj, "concatenate, project: $M_1$ ($2d \\to d$)", "weights")
+    bar(rx0, rx1, y_trm, "TRM$_1$: one transformer block (causal)", "weights")
+    bar(rx0, rx1, y_head, "output head", "weights")
+    for i, x in enumerate(right_x, start=1):
+        real = i < positions  # the last position has no t_{i+2} to predict
+        _box(ax, x, y_in, cw, ch, f"$t_{{{i + 1}}}$" if real else "", role="data",
+             faded=not real)
+        _box(ax, x, y_out, cw, ch, f"$t_{{{i + 2}}}$" if real else "", role="data",
+             dashed=True, faded=not real)
+        if real:
+            column(x, ((y_in, ch), (y_emb, 0.45), (y_norm, 0.45), (y_proj, 0.45),
+                       (y_trm, 0.45), (y_head, 0.45), (y_out, ch)))
+    _text(ax, right_x[-1], (y_norm + y_proj) / 2, f"no $t_{{{positions + 2}}}$:\n"
+          "shrinks by 1", color=MUTED)
+    bar(rx0 + 0.3, rx1 - 0.3, y_loss, "$\\mathcal{L}^1_{MTP}$, weight "
+        f"$\\lambda$ = {c.mtp_loss_weight:g}", "loss", h=0.4)
+
+    # h^0 crosses over into the module's norm; embedding and head are shared.
+    gap = (lx1 + rx0) / 2
+    _arrow(ax, (lx1, y_h), (gap, y_h), (gap, y_norm), (rx0, y_norm))
+    _text(ax, gap, y_h + 0.2, "$h^0_i$", size=FONT)
+    for y in (y_emb, y_head):
+        _arrow(ax, (lx1 + 0.03, y), (rx0 - 0.03, y), color=ROLES["weights"][1],
+               dashed=True, both=True)
+        _text(ax, gap, y + 0.2, "shared", color=ROLES["weights"][1])
+    _text(ax, 4.5, 0.08, "position $i$: the main model predicts $t_{i+1}$; module 1 combines "
+          "$h^0_i$ with $t_{i+1}$ and predicts $t_{i+2}$", va="bottom")
+    _legend(ax, ("data", "weights", "op", "loss"), 1.75, 6.62)
+    return fig
+
+
+DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
+            bias_balancing_loop, mtp_across_positions)
