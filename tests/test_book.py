@@ -138,17 +138,17 @@ def pages(site, browser):
     return found
 
 
-def solutions_before_and_after_a_click(page) -> list[tuple[bool, bool]]:
-    """For every folded cell holding a solution: is its code visible, before and after a
-    click on its toggle?"""
+def solutions_before_and_after_a_click(page) -> list[tuple[str, bool, bool]]:
+    """For every folded cell holding a solution: what its toggle says, and is its code
+    visible, before and after a click on the toggle?"""
     states = []
     for fold in page.locator("details.hide").all():
         code = fold.locator("pre").first
         if "BEGIN SOLUTION" not in (code.text_content() or ""):
             continue
-        before = code.is_visible()
+        label, before = fold.locator("summary").inner_text().strip(), code.is_visible()
         fold.locator("summary").click()
-        states.append((before, code.is_visible()))
+        states.append((label, before, code.is_visible()))
     return states
 
 
@@ -188,7 +188,7 @@ def test_each_cell_prints_in_one_block(pages):
             if found["split streams"]} == {}
 
 
-def test_every_chapter_opens_its_own_notebook_in_colab(pages):
+def test_every_chapter_opens_its_notebook_and_its_student_copy_in_colab(pages):
     owner_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
     branch = CONFIG["repository"]["branch"]
     colab = CONFIG["launch_buttons"]["colab_url"]
@@ -196,8 +196,9 @@ def test_every_chapter_opens_its_own_notebook_in_colab(pages):
     assert chapters
     for file in chapters:
         assert (REPO / f"{file}.ipynb").exists()
-        expected = f"{colab}/github/{owner_repo}/blob/{branch}/{file}.ipynb"
-        assert pages[file]["colab"] == [expected], file
+        chapter = f"{colab}/github/{owner_repo}/blob/{branch}/{file}.ipynb"
+        student = chapter.replace("/notebooks/", "/student/")  # the link under the title
+        assert pages[file]["colab"] == [chapter, student], file
     for file in set(pages) - set(chapters):
         assert pages[file]["colab"] == [], file
 
@@ -205,5 +206,5 @@ def test_every_chapter_opens_its_own_notebook_in_colab(pages):
 def test_exercise_solutions_stay_hidden_until_clicked(pages):
     states = [state for found in pages.values() for state in found["solutions"]]
     assert states, "the book has no exercise solution"
-    assert states == [(False, True)] * len(states)
+    assert states == [("Show the solution", False, True)] * len(states)
 

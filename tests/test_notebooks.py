@@ -14,7 +14,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from minids.exercises import EXERCISES
 from minids.exercises.__main__ import main
-from minids.exercises.notebooks import HIDDEN, has_solution, read_setup_cell, sync
+from minids.exercises.notebooks import (HIDDEN, STUDENT_LINK, has_solution, read_setup_cell,
+                                       student_copy, student_copy_text, sync,
+                                       sync_student_link)
 from tests.chapters import CHAPTERS, CHECK_CALL, CONFIG, REPO, chapter_ids, code_cells, toc_files
 
 SETUP = read_setup_cell(REPO / "book/setup_cell.py")
@@ -76,6 +78,8 @@ def test_sync_puts_the_setup_cell_first_and_hides_solutions():
     assert sync(notebook, SETUP)
     assert [c.source for c in notebook.cells][:3] == ["# A chapter", SETUP, "x = 1"]
     assert HIDDEN in notebook.cells[1].metadata.tags and HIDDEN in solution.metadata.tags
+    assert notebook.cells[1].metadata.mystnb["code_prompt_show"] == "Show the setup cell"
+    assert solution.metadata.mystnb["code_prompt_show"] == "Show the solution"
     assert not sync(notebook, SETUP)  # in sync now
 
     notebook.cells[1].source = "# Setup. An older version"
@@ -171,3 +175,30 @@ def test_no_stored_output_shows_an_error_a_machine_path_or_a_progress_bar(path):
             text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
             assert not MACHINE_PATH.search(text), text
             assert output.get("name") != "stderr" or "it/s]" not in text, text
+
+
+# Student copies: committed, current, and linked from every chapter.
+
+def test_sync_links_a_chapter_to_its_student_copy_once():
+    notebook = new_notebook(cells=[new_markdown_cell("# A chapter"), new_code_cell("x = 1")])
+    assert sync_student_link(notebook, "link one")
+    assert not sync_student_link(notebook, "link one")
+    assert sync_student_link(notebook, "link two")
+    assert [c.source for c in notebook.cells] == ["# A chapter", "link two", "x = 1"]
+    assert STUDENT_LINK not in nbformat.writes(student_copy(notebook))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_every_chapter_links_to_its_student_copy_in_colab(path):
+    owner_repo = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+    url = (f"https://colab.research.google.com/github/{owner_repo}/blob/"
+           f"{CONFIG['repository']['branch']}/student/{path.name}")
+    link = nbformat.read(path, as_version=4).cells[1]
+    assert STUDENT_LINK in link.metadata.tags and f"]({url})" in link.source
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_the_committed_student_copy_is_current(path):
+    copy = REPO / "student" / path.name
+    assert copy.exists() and copy.read_text() == student_copy_text(path), (
+        "stale: python -m minids.exercises student --force")

@@ -20,6 +20,13 @@ import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN = "hide-input"  # jupyter-book (myst-nb) folds the cell's code away until clicked
+STUDENT_LINK = "student-link"  # the tag of the cell that opens the chapter's student copy
+# What the fold's toggle says (myst-nb reads these from the cell's "mystnb" metadata), so
+# that a reader tells a solution from the setup cell before opening it.
+FOLD_PROMPTS = {
+    "setup": {"code_prompt_show": "Show the setup cell", "code_prompt_hide": "Hide the setup cell"},
+    "solution": {"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"},
+}
 
 
 def has_solution(cell) -> bool:
@@ -49,8 +56,9 @@ def strip_solution(source: str) -> str:
 
 
 def student_copy(notebook):
-    """A copy with the solutions stripped and every output cleared."""
+    """A copy with the solutions stripped, every output cleared, and no link to itself."""
     copy = nbformat.from_dict(notebook)
+    copy.cells = [cell for cell in copy.cells if STUDENT_LINK not in cell.metadata.get("tags", [])]
     for index, cell in enumerate(copy.cells):
         if cell.cell_type != "code":
             continue
@@ -96,17 +104,46 @@ def student_copy_text(path: Path) -> str:
 REPOSITORY_LINE = re.compile(r'^REPOSITORY = "[^"]*"$', re.MULTILINE)
 
 
+def book_repository(root) -> dict | None:
+    """The `repository:` section of the book's `_config.yml` in root (url, branch), the one
+    place that names where the book is published; None without a config."""
+    config = Path(root) / "_config.yml"
+    if not config.exists():
+        return None
+    import yaml  # jupyter-book's dependency: only authors run this
+
+    return yaml.safe_load(config.read_text())["repository"]
+
+
 def read_setup_cell(path="book/setup_cell.py") -> str:
     """The setup cell's text, cloning the repository that `_config.yml` names (the book's
     root is the folder above the setup cell's), so that a fork changes one line."""
     source = Path(path).read_text().strip()
-    config = Path(path).resolve().parents[1] / "_config.yml"
-    if config.exists():
-        import yaml  # jupyter-book's dependency: only authors run this
-
-        url = yaml.safe_load(config.read_text())["repository"]["url"]
-        source = REPOSITORY_LINE.sub(f'REPOSITORY = "{url}"', source)
+    repository = book_repository(Path(path).resolve().parents[1])
+    if repository:
+        source = REPOSITORY_LINE.sub(f'REPOSITORY = "{repository["url"]}"', source)
     return source
+
+
+def student_link(name: str, repository: dict) -> str:
+    """The markdown that opens the student copy of chapter `name` (a file name) in Colab."""
+    github = repository["url"].removeprefix("https://github.com/")
+    url = (f"https://colab.research.google.com/github/{github}/blob/"
+           f"{repository['branch']}/student/{name}")
+    return (f"**Exercises without the solutions:** [open this chapter's student copy in "
+            f"Colab]({url}), or run `python -m minids.exercises student` for local copies.")
+
+
+def sync_student_link(notebook, text: str) -> bool:
+    """Put the student-copy link right after the title cell (once). True if it changed."""
+    links = [c for c in notebook.cells if STUDENT_LINK in c.metadata.get("tags", [])]
+    if len(links) == 1 and links[0].source == text and notebook.cells.index(links[0]) == 1:
+        return False
+    notebook.cells = [c for c in notebook.cells if all(c is not link for link in links)]
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["tags"] = [STUDENT_LINK]
+    notebook.cells.insert(1, cell)
+    return True
 
 
 def first_code_index(notebook) -> int | None:
@@ -115,7 +152,8 @@ def first_code_index(notebook) -> int | None:
 
 def sync(notebook, setup_source: str) -> bool:
     """Make the first code cell the setup cell (replacing an older setup cell, or
-    inserting it) and tag the setup and solution cells hide-input. True if it changed."""
+    inserting it), tag the setup and solution cells hide-input and name their toggles.
+    True if it changed."""
     changed = False
     index = first_code_index(notebook)
     first = None if index is None else notebook.cells[index]
@@ -132,16 +170,23 @@ def sync(notebook, setup_source: str) -> bool:
             if HIDDEN not in tags:
                 tags.append(HIDDEN)
                 changed = True
+            prompts = FOLD_PROMPTS["setup" if cell is first else "solution"]
+            if cell.metadata.get("mystnb") != prompts:
+                cell.metadata["mystnb"] = dict(prompts)
+                changed = True
     return changed
 
 
 def sync_notebooks(notebooks_dir="notebooks", setup_cell="book/setup_cell.py") -> list[Path]:
-    """Sync every notebook in notebooks_dir; returns the ones that changed."""
+    """Sync every notebook in notebooks_dir, and link each to its student copy where the
+    book's config names a repository; returns the ones that changed."""
     setup_source = read_setup_cell(setup_cell)
+    repository = book_repository(Path(setup_cell).resolve().parents[1])
     changed = []
     for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        if sync(notebook, setup_source):
+        linked = repository and sync_student_link(notebook, student_link(path.name, repository))
+        if sync(notebook, setup_source) | bool(linked):
             nbformat.write(notebook, path)
             changed.append(path)
     return changed
