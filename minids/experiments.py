@@ -1,7 +1,8 @@
 """Seed sweeps that a chapter reads from data/experiments/ instead of training them live.
 
     python -m minids.experiments attention         # chapter 03; ~3 minutes, one thread
-    python -m minids.experiments moe_granularity   # chapter 04; ~4 minutes, one thread
+    python -m minids.experiments moe_granularity   # chapter 04; ~15 minutes, one thread
+    python -m minids.experiments load_balancing    # chapter 05; ~3 minutes, one thread
 
 A sweep trains every contender with every seed, on the CPU at one thread (so the losses
 repeat to the last digit on the same machine), and writes one JSON file: the exact model
@@ -15,13 +16,17 @@ import dataclasses
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from minids import seed as minids_seed
 from minids.config import ModelConfig
-from minids.data import load_tokens
-from minids.train import TrainConfig, read_log, train
+from minids.data import Batches, load_tokens
+from minids.model import MiniDeepSeek
+from minids.moe import batch_balance_loss, max_violation
+from minids.train import TrainConfig, make_optimizer, optimizer_step, read_log, set_lr, train
 
 # Chapter 02's yardstick and its training run, field for field.
 YARDSTICK = ModelConfig.preset(
@@ -54,10 +59,23 @@ MOE_GRANULARITY = {
     "DeepSeekMoE": dict(n_routed_experts=31, moe_intermediate_size=48, n_shared_experts=1,
                         num_experts_per_tok=7, **_MOE),
 }
+# Chapter 05: one MoE layer of 16 experts (top 4) balanced three ways. Each contender:
+# (bias update speed gamma, sequence-wise loss alpha, batch-wise auxiliary loss alpha).
+BALANCING = {
+    "no balancing": (0.0, 0.0, 0.0),
+    "auxiliary loss": (0.0, 0.0, 0.01),
+    "bias + seq. loss": (0.01, 1e-4, 0.0),
+}
+BALANCE_STEPS, BALANCE_BATCH, BALANCE_VAL_ROWS = 150, 8, 256
 SEEDS = (0, 1, 2)
 FILES = {"attention": Path("experiments") / "03_attention.json",  # under data/
-         "moe_granularity": Path("experiments") / "04_moe_granularity.json"}
+         "moe_granularity": Path("experiments") / "04_moe_granularity.json",
+         "load_balancing": Path("experiments") / "05_load_balancing.json"}
 CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY}
+# Chapter 04's experts need longer than the yardstick's 120 steps to pay off: the sweep
+# trains 480 steps (same warmup, cosine over the whole run) and validates every 60.
+TRAININGS = {"attention": TRAINING,
+             "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
 
 
 def train_run(model_config: ModelConfig, train_config: TrainConfig, train_tokens,
@@ -83,6 +101,88 @@ def train_run(model_config: ModelConfig, train_config: TrainConfig, train_tokens
     }
 
 
+def balance_config(gamma: float, alpha: float) -> ModelConfig:
+    """Chapter 05's model: 2 blocks, the second a MoE layer of 16 experts, top 4."""
+    return ModelConfig.preset(
+        "book", hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+        num_attention_heads=4, q_lora_rank=64, kv_lora_rank=32, qk_nope_head_dim=16,
+        qk_rope_head_dim=16, v_head_dim=16, moe_intermediate_size=64,
+        n_routed_experts=16, num_experts_per_tok=4, n_group=1, topk_group=1,
+        first_k_dense_replace=1, num_mtp_layers=0, max_position_embeddings=SEQ_LEN,
+        bias_update_speed=gamma, balance_loss_alpha=alpha)
+
+
+@dataclass
+class BalanceRun:
+    loads: torch.Tensor  # (steps, experts): tokens per expert in each training step
+    biases: torch.Tensor  # (steps, experts): the bias after each step's update
+    val_loss: float  # next-token loss on held-out rows
+    val_load: torch.Tensor  # (experts,): tokens per expert over the held-out rows
+
+
+def balance_run(name, seed, train_rows, val_rows, progress=None) -> BalanceRun:
+    """Train chapter 05's model with balancing `name` (a key of BALANCING) and `seed`
+    (initial weights and batch order), recording what its router does at every step.
+    progress: wraps the range of steps (e.g. a progress bar)."""
+    gamma, alpha, batch_alpha = BALANCING[name]
+    minids_seed(seed)
+    model = MiniDeepSeek(balance_config(gamma, alpha))
+    optimizer = make_optimizer(model)
+    schedule = TrainConfig(steps=BALANCE_STEPS, batch_size=BALANCE_BATCH,
+                           warmup_steps=20).schedule()
+    batches = Batches(train_rows, BALANCE_BATCH, seed=seed)
+    router = model.routers()[0]  # the one MoE layer
+    scores = []  # the router's affinities (N, E) of the step's forward pass
+    router.register_forward_hook(lambda module, inputs, output: scores.append(output[2]))
+    loads, biases = [], []
+    for step in (progress or iter)(range(BALANCE_STEPS)):
+        model.train()
+        set_lr(optimizer, schedule(step))
+        inputs, targets = batches.next_batch()  # (BALANCE_BATCH, SEQ_LEN) each
+        scores.clear()
+        loss = model(inputs, targets).loss  # main loss + alpha * sequence-wise L_Bal
+        if batch_alpha:
+            loss = loss + batch_balance_loss(scores[0], router.top_k, batch_alpha)
+        loss.backward()
+        loads.append(router.load.clone())  # read before the update zeroes it
+        optimizer_step(model, optimizer, grad_clip=1.0)  # AdamW, then the sign rule
+        biases.append(router.bias.clone())
+    model.eval()
+    losses, val_load = [], torch.zeros_like(router.last_load)
+    with torch.no_grad():
+        for rows in val_rows.split(32):
+            losses.append(model(rows[:, :-1], rows[:, 1:]).main_loss.item())
+            val_load += router.last_load
+    return BalanceRun(torch.stack(loads), torch.stack(biases), sum(losses) / len(losses),
+                      val_load)
+
+
+def balance_sweep(data_dir="data", seeds=SEEDS, verbose=True) -> dict:
+    """Chapter 05's three runs with every seed: validation loss and load, MaxVio per step."""
+    train_rows = load_tokens(data_dir, "train", seq_len=SEQ_LEN)
+    val_rows = load_tokens(data_dir, "val", seq_len=SEQ_LEN)[:BALANCE_VAL_ROWS]
+    runs = {}
+    for name in BALANCING:
+        runs[name] = {}
+        for seed in seeds:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                run = balance_run(name, seed, train_rows, val_rows)
+            finally:
+                torch.set_num_threads(threads)
+            runs[name][str(seed)] = {
+                "val_loss": run.val_loss, "val_load": run.val_load.tolist(),
+                "max_vio": [max_violation(load) for load in run.loads]}
+            if verbose:
+                print(f"{name:18s} seed {seed}: validation {run.val_loss:.4f}, MaxVio "
+                      f"{max_violation(run.val_load):.2f}", flush=True)
+    return {"command": "python -m minids.experiments load_balancing",
+            "device": "cpu, 1 thread", "torch": torch.__version__, "seq_len": SEQ_LEN,
+            "balancing": BALANCING, "steps": BALANCE_STEPS, "batch_size": BALANCE_BATCH,
+            "seeds": list(seeds), "runs": runs}
+
+
 def contender_config(sweep: str, name: str) -> ModelConfig:
     """The model of contender `name` in `sweep`: the yardstick with its changes."""
     return dataclasses.replace(YARDSTICK, **CONTENDERS[sweep][name])
@@ -96,7 +196,7 @@ def run_sweep(sweep: str, data_dir="data", seeds=SEEDS, verbose=True) -> dict:
     for name in CONTENDERS[sweep]:
         runs[name] = {}
         for seed in seeds:
-            training = dataclasses.replace(TRAINING, seed=seed)
+            training = dataclasses.replace(TRAININGS[sweep], seed=seed)
             run = train_run(contender_config(sweep, name), training, *tokens)
             runs[name][str(seed)] = run
             if verbose:
@@ -109,7 +209,7 @@ def run_sweep(sweep: str, data_dir="data", seeds=SEEDS, verbose=True) -> dict:
         "seq_len": SEQ_LEN,
         "model_configs": {name: contender_config(sweep, name).to_dict()
                           for name in CONTENDERS[sweep]},
-        "train_config": dataclasses.asdict(TRAINING),
+        "train_config": dataclasses.asdict(TRAININGS[sweep]),
         "seeds": list(seeds),
         "runs": runs,
     }
@@ -127,10 +227,11 @@ def load(sweep: str, data_dir="data") -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minids.experiments",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=sorted(CONTENDERS))
+    parser.add_argument("sweep", choices=sorted(FILES))
     parser.add_argument("--data", default="data", help="data folder (default: data)")
     args = parser.parse_args(argv)
-    record = run_sweep(args.sweep, args.data)
+    record = (balance_sweep(args.data) if args.sweep == "load_balancing"
+              else run_sweep(args.sweep, args.data))
     path = Path(args.data) / FILES[args.sweep]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")

@@ -142,6 +142,13 @@ def sequence_balance_loss(scores: torch.Tensor, top_k: int, alpha: float) -> tor
     return alpha * (f * P).sum(dim=-1).mean()
 
 
+def batch_balance_loss(scores: torch.Tensor, top_k: int, alpha: float) -> torch.Tensor:
+    """The auxiliary loss of GShard and Switch: f and P counted over every token of the
+    batch at once. scores (N, E) or (B, T, E) affinities -> alpha * sum_i f_i P_i. It lets
+    one sequence lean on a few experts as long as the batch as a whole is even."""
+    return sequence_balance_loss(scores.reshape(1, -1, scores.shape[-1]), top_k, alpha)
+
+
 def max_violation(load: torch.Tensor) -> float:
     """MaxVio = (max load - mean load) / mean load; 0 is perfect balance."""
     mean = load.float().mean()

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 import minids
-from minids.moe import DeepSeekMoE, Router, max_violation, sequence_balance_loss
+from minids.moe import (DeepSeekMoE, Router, batch_balance_loss, max_violation,
+                        sequence_balance_loss)
 from tests.conftest import tiny_config
 
 
@@ -149,3 +150,15 @@ def test_balance_loss_gradient_flows_through_affinities_only():
 def test_max_violation():
     assert max_violation(torch.tensor([10, 10, 10, 10])) == 0
     assert max_violation(torch.tensor([25, 5, 5, 5])) == pytest.approx(1.5)
+
+
+def test_the_batch_wise_loss_lets_each_sequence_lean_if_the_batch_is_even():
+    E, K, T = 4, 1, 8
+    lean = torch.full((2, T, E), 0.1)  # sequence 0 always picks expert 0, sequence 1 expert 1
+    lean[0, :, 0], lean[1, :, 1] = 0.9, 0.9
+    per_sequence = sequence_balance_loss(lean, K, alpha=1.0)
+    per_batch = batch_balance_loss(lean, K, alpha=1.0)
+    assert per_batch < per_sequence  # the batch is more even than each of its sequences
+    assert batch_balance_loss(lean.view(-1, E), K, 1.0) == per_batch  # (N, E) as well
+    one = lean[:1]
+    assert torch.equal(batch_balance_loss(one, K, 1.0), sequence_balance_loss(one, K, 1.0))
