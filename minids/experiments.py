@@ -6,8 +6,8 @@
 
 A sweep trains every contender with every seed, on the CPU at one thread (so the losses
 repeat to the last digit on the same machine), and writes one JSON file: the exact model
-and training configs, the seeds, and per run the parameter counts, the training loss of
-every step and the validation loss of every evaluation. The chapter trains seed 0 of each
+and training configs, the seeds, and per run what the chapter reads (the losses; for
+load_balancing, the loads and MaxVio too). The chapter trains seed 0 of each
 contender live and checks that it gives the stored numbers.
 """
 
@@ -16,6 +16,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,20 +79,27 @@ TRAININGS = {"attention": TRAINING,
              "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
 
 
+@contextmanager
+def one_thread():
+    """Run the block on one CPU thread (so a sweep repeats to the last digit), then
+    restore the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train_run(model_config: ModelConfig, train_config: TrainConfig, train_tokens,
               val_tokens) -> dict:
     """One training run on the CPU at one thread. Returns its parameter counts, the
     training loss of every step, [step, loss] of every evaluation, and its seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory() as run_dir:
-            model = train(model_config, train_config, train_tokens, val_tokens, run_dir,
-                          device="cpu")
-            log = read_log(run_dir)
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), tempfile.TemporaryDirectory() as run_dir:
+        model = train(model_config, train_config, train_tokens, val_tokens, run_dir,
+                      device="cpu")
+        log = read_log(run_dir)
     return {
         "total_params": model.num_params(),
         "active_params": model.num_params(active=True),
@@ -132,8 +140,9 @@ def balance_run(name, seed, train_rows, val_rows, progress=None) -> BalanceRun:
                            warmup_steps=20).schedule()
     batches = Batches(train_rows, BALANCE_BATCH, seed=seed)
     router = model.routers()[0]  # the one MoE layer
-    scores = []  # the router's affinities (N, E) of the step's forward pass
-    router.register_forward_hook(lambda module, inputs, output: scores.append(output[2]))
+    scores = []  # for the batch-wise loss: the router's affinities (N, E) of the step
+    if batch_alpha:
+        hook = router.register_forward_hook(lambda module, args, out: scores.append(out[2]))
     loads, biases = [], []
     for step in (progress or iter)(range(BALANCE_STEPS)):
         model.train()
@@ -147,6 +156,8 @@ def balance_run(name, seed, train_rows, val_rows, progress=None) -> BalanceRun:
         loads.append(router.load.clone())  # read before the update zeroes it
         optimizer_step(model, optimizer, grad_clip=1.0)  # AdamW, then the sign rule
         biases.append(router.bias.clone())
+    if batch_alpha:
+        hook.remove()
     model.eval()
     losses, val_load = [], torch.zeros_like(router.last_load)
     with torch.no_grad():
@@ -165,12 +176,8 @@ def balance_sweep(data_dir="data", seeds=SEEDS, verbose=True) -> dict:
     for name in BALANCING:
         runs[name] = {}
         for seed in seeds:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            with one_thread():
                 run = balance_run(name, seed, train_rows, val_rows)
-            finally:
-                torch.set_num_threads(threads)
             runs[name][str(seed)] = {
                 "val_loss": run.val_loss, "val_load": run.val_load.tolist(),
                 "max_vio": [max_violation(load) for load in run.loads]}
