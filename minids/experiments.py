@@ -3,6 +3,7 @@
     python -m minids.experiments attention         # chapter 03; ~3 minutes, one thread
     python -m minids.experiments moe_granularity   # chapter 04; ~15 minutes, one thread
     python -m minids.experiments load_balancing    # chapter 05; ~3 minutes, one thread
+    python -m minids.experiments mtp               # chapter 06; ~2 minutes, one thread
 
 A sweep trains every contender with every seed, on the CPU at one thread (so the losses
 repeat to the last digit on the same machine), and writes one JSON file: the exact model
@@ -60,6 +61,12 @@ MOE_GRANULARITY = {
     "DeepSeekMoE": dict(n_routed_experts=31, moe_intermediate_size=48, n_shared_experts=1,
                         num_experts_per_tok=7, **_MOE),
 }
+# Chapter 06: the yardstick trained with and without one MTP module (lambda = 0.3).
+MTP = {
+    "without MTP": dict(),
+    "with MTP": dict(num_mtp_layers=1, mtp_loss_weight=0.3),
+}
+
 # Chapter 05: one MoE layer of 16 experts (top 4) balanced three ways. Each contender:
 # (bias update speed gamma, sequence-wise loss alpha, batch-wise auxiliary loss alpha).
 BALANCING = {
@@ -71,11 +78,12 @@ BALANCE_STEPS, BALANCE_BATCH, BALANCE_VAL_ROWS = 150, 8, 256
 SEEDS = (0, 1, 2)
 FILES = {"attention": Path("experiments") / "03_attention.json",  # under data/
          "moe_granularity": Path("experiments") / "04_moe_granularity.json",
-         "load_balancing": Path("experiments") / "05_load_balancing.json"}
-CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY}
+         "load_balancing": Path("experiments") / "05_load_balancing.json",
+         "mtp": Path("experiments") / "06_mtp.json"}
+CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY, "mtp": MTP}
 # Chapter 04's experts need longer than the yardstick's 120 steps to pay off: the sweep
 # trains 480 steps (same warmup, cosine over the whole run) and validates every 60.
-TRAININGS = {"attention": TRAINING,
+TRAININGS = {"attention": TRAINING, "mtp": TRAINING,
              "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
 
 

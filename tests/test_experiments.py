@@ -26,8 +26,8 @@ def test_a_stored_sweep_holds_every_contender_and_seed_of_its_definition(sweep):
             assert run["val_loss"][-1][0] == training.steps
 
 
-def test_chapters_03_and_05_read_stored_sweeps():
-    assert {"attention", "load_balancing"} <= set(STORED)
+def test_every_sweep_a_chapter_reads_is_stored():
+    assert set(STORED) == set(experiments.FILES)
 
 
 def test_the_stored_balancing_sweep_holds_every_run_and_seed_of_its_definition():
