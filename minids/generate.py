@@ -26,9 +26,8 @@ def _check_request(model, input_ids, max_new_tokens):
 
 
 def sample_next(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
-    """Pick one token per row of logits (B, vocab): greedy at temperature 0, else sample
-    from the softmax at that temperature, restricted to the top_k tokens and/or to the
-    smallest set whose probability reaches top_p."""
+    """Pick one token per row of logits (B, vocab): greedy at temperature 0, else draw
+    from sampling_probs(logits, temperature, top_k, top_p)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
@@ -37,6 +36,16 @@ def sample_next(logits, temperature=0.0, top_k=None, top_p=None, generator=None)
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
     if temperature == 0:
         return logits.argmax(dim=-1)
+    probs = sampling_probs(logits, temperature, top_k, top_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def sampling_probs(logits, temperature, top_k=None, top_p=None):
+    """(B, vocab) logits -> (B, vocab) probabilities: the softmax at temperature > 0,
+    restricted to the top_k tokens and/or to the smallest set whose probability reaches
+    top_p (the rest get 0)."""
+    if not temperature > 0:
+        raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
     logits = logits.float() / temperature
     if top_k is not None:
         kth_best = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
@@ -47,7 +56,7 @@ def sample_next(logits, temperature=0.0, top_k=None, top_p=None, generator=None)
         outside = probs.cumsum(dim=-1) - probs >= top_p  # mass before it already reaches top_p
         sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    return logits.softmax(dim=-1)
 
 
 @torch.no_grad()

@@ -17,7 +17,8 @@ from minids.exercises import EXERCISES, check
 from minids.exercises.checker import run
 from minids.exercises.__main__ import main
 from minids.exercises.ch02 import rmsnorm
-from minids.exercises.ch03 import absorb_query
+from minids.exercises.ch03 import attend_naive
+from minids.generate import speculative_generate
 from minids.exercises.ch06 import mtp_loss
 from minids.exercises.notebooks import read_setup_cell, strip_solution, student_copy
 from tests.chapters import CHAPTERS, CHECK_CALL, REPO, chapter_ids
@@ -89,10 +90,10 @@ def test_the_case_and_its_inputs_are_named():
 
 
 def test_numbers_are_compared_by_value_with_hints():
-    assert check("03.1", lambda c, b: float(EXERCISES["03.1"].reference(c, b)))
-    doubled = check("03.1", lambda c, b: 2 * EXERCISES["03.1"].reference(c, b))
+    assert check("03.3", lambda c, b: float(EXERCISES["03.3"].reference(c, b)))
+    doubled = check("03.3", lambda c, b: 2 * EXERCISES["03.3"].reference(c, b))
     assert "off by a factor of 2: got 480, expected 240" in doubled.message
-    assert "expected a number, got tensor" in check("03.1", lambda c, b: torch.tensor(1)).message
+    assert "expected a number, got tensor" in check("03.3", lambda c, b: torch.tensor(1)).message
 
 
 def test_order_does_not_matter_for_top_k_indices():
@@ -111,7 +112,7 @@ def test_a_function_that_edits_its_inputs_does_not_change_the_reference():
 def test_check_leaves_the_global_random_state_alone():
     torch.manual_seed(0)
     before = torch.get_rng_state()
-    check("03.2", absorb_query)  # its cases build an MLA layer, which draws random weights
+    check("03.1", attend_naive)  # its cases build an MLA layer, which draws random weights
     assert torch.equal(torch.get_rng_state(), before)
 
 
@@ -179,16 +180,25 @@ def test_an_exception_is_named_with_its_line_and_no_traceback(capsys):
 
 # The references that are not a single minids function agree with the model.
 
-def test_absorbed_query_scores_latents_as_the_naive_keys_do():
-    model = tiny_model(dtype=torch.float64)
-    attn = model.layers[0].attn
-    w_uk, _ = attn.up_projections()
-    latent = torch.randn(2, 5, attn.kv_lora_rank, dtype=torch.float64)
-    q_nope = torch.randn(2, 3, attn.n_heads, attn.nope_dim, dtype=torch.float64)
-    k_nope = attn.wkv_b(latent).view(2, 5, attn.n_heads, -1)[..., : attn.nope_dim]
-    naive = torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
-    absorbed = torch.einsum("bthc,bsc->bhts", absorb_query(q_nope, w_uk), latent)
-    torch.testing.assert_close(absorbed, naive, rtol=0, atol=1e-12)
+def test_the_naive_and_absorbed_exercises_agree_on_every_case():
+    for case in EXERCISES["03.1"].cases():
+        naive, absorbed = EXERCISES["03.1"].reference(*case), EXERCISES["03.2"].reference(*case)
+        torch.testing.assert_close(absorbed, naive, rtol=0, atol=1e-5)
+
+
+def test_a_function_returning_several_values_is_checked_value_by_value():
+    reference = EXERCISES["06.5"].reference  # returns (tokens, main passes)
+    assert check("06.5", lambda *args: list(reference(*args)))
+    one_pass_more = check("06.5", lambda *args: (reference(*args)[0], reference(*args)[1] + 1))
+    assert "value 2 of 2: got 17, expected 16" in one_pass_more.message
+    assert "expected 2 values, got 1" in check("06.5", lambda *a: reference(*a)[:1]).message
+    tokens_only = check("06.5", lambda *args: reference(*args)[0]).message
+    assert "expected 2 values (a tuple), got tensor (1, 26) int64" in tokens_only
+
+
+def test_the_speculative_cases_accept_some_drafts_and_reject_others():
+    accepted = [speculative_generate(*case).accepted for case in EXERCISES["06.5"].cases()]
+    assert accepted == [5, 3, 0]  # as the cases' docstring says
 
 
 def test_mtp_loss_reference_is_the_models_mtp_loss(tokens):

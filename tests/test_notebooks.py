@@ -14,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from minids.exercises import EXERCISES
 from minids.exercises.__main__ import main
+from minids.exercises.plug import SOCKETS
 from minids.exercises.notebooks import (HIDDEN, STUDENT_LINK, has_solution, read_setup_cell,
                                        student_copy, student_copy_text, sync,
                                        sync_student_link)
@@ -113,6 +114,21 @@ def test_each_solution_is_hidden_and_checked_in_the_next_cell(path):
             assert after is not None and CHECK_CALL.search(after.source), cell.source
         for exercise_id in CHECK_CALL.findall(cell.source):
             assert exercise_id in EXERCISES
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=chapter_ids(CHAPTERS))
+def test_each_chapter_has_at_least_three_exercises_numbered_in_reading_order(path):
+    ids = [i for cell in code_cells(path) for i in CHECK_CALL.findall(cell.source)]
+    assert len(ids) >= 3
+    assert ids == [f"{path.name[:2]}.{k}" for k in range(1, len(ids) + 1)]
+
+
+@pytest.mark.parametrize("exercise_id", list(SOCKETS))
+def test_every_piece_that_plugs_in_is_shown_in_the_trained_model(exercise_id):
+    path = next(p for p in CHAPTERS if p.name.startswith(exercise_id[:2]))
+    calls = "".join(cell.source for cell in code_cells(path) if "compare_in_model(" in cell.source)
+    assert f'"{exercise_id}"' in calls
+    assert "assert plugged.identical or not plugged.attempted" in calls
 
 
 def test_the_instructors_guide_lists_exactly_the_exercises_of_the_chapters():

@@ -9,6 +9,8 @@ NotImplementedError), or what is wrong with a hint (the exception and its line, 
 the input returned unchanged, the shape, a transpose, the dtype, NaN, a sign, a constant
 factor, a known mistake, the largest error). It never raises for a wrong answer, nor for
 an unknown exercise, and returns a Result that is truthy when the function passed.
+`plug(model, "03.1", attend_naive)` runs a model with your function in place of minids'
+own, and `compare_in_model` compares the two (minids.exercises.plug).
 `python -m minids.exercises --help` lists the commands for instructors.
 """
 
@@ -17,8 +19,9 @@ import os
 
 from minids.exercises.catalog import EXERCISES
 from minids.exercises.checker import Exercise, Result, run
+from minids.exercises.plug import compare_in_model, plug
 
-__all__ = ["check", "EXERCISES", "Exercise", "Result"]
+__all__ = ["check", "compare_in_model", "plug", "EXERCISES", "Exercise", "Result"]
 
 # `python -m minids.exercises grade` runs each notebook with this variable set to a file:
 # every check appends its verdict there, one JSON object a line.

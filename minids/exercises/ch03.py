@@ -1,4 +1,5 @@
-"""Chapter 03's exercises: the latent cache, the absorbed query and the GQA cache."""
+"""Chapter 03's exercises: MLA's attention, naive and absorbed, the latent cache and the
+GQA cache."""
 
 import torch
 
@@ -6,9 +7,70 @@ from minids.config import ModelConfig
 from minids.exercises.checker import Exercise
 from minids.exercises.common import DEEPSEEK_V3, meta_model, randn, seeded
 from minids.gqa import GQA
-from minids.mla import MLA
+from minids.mla import MLA, causal_mask
 
-# 03.1 The latent cache: bytes per token, all layers.
+# 03.1 and 03.2 MLA's attention from the cached latents, naive and absorbed.
+
+def attend_naive(mla, q_nope, q_rope, latent, k_rope):
+    """mla, an MLA layer (its weights); q_nope (B, T, H, d_h) and q_rope (B, T, H, d_r),
+    the queries of the T newest positions; latent (B, S, d_c) and k_rope (B, S, d_r), the
+    cache of all S >= T positions -> (B, T, H, d_v): causal attention over keys and values
+    rebuilt from the latents with W_UK and W_UV (MLA.attend_naive)."""
+    with torch.no_grad():
+        return mla.attend_naive(q_nope, q_rope, latent, k_rope)
+
+
+def attend_absorbed(mla, q_nope, q_rope, latent, k_rope):
+    """The same attention with W_UK folded into the query and W_UV applied after the
+    weighted sum of the latents, so no key or value is rebuilt (MLA.attend_absorbed)."""
+    with torch.no_grad():
+        return mla.attend_absorbed(q_nope, q_rope, latent, k_rope)
+
+
+def attention_cases():
+    """A prefill (T = S), a decoding step (T = 1) and a two-token continuation (T < S)."""
+    cases = []
+    for seed, (preset, T, S) in enumerate((("tiny", 5, 5), ("book", 1, 7), ("book", 2, 6))):
+        config = ModelConfig.preset(preset)
+        H, d_h, d_r = config.num_attention_heads, config.qk_nope_head_dim, config.qk_rope_head_dim
+        with seeded(seed):
+            mla = MLA(config).requires_grad_(False)
+            cases.append((mla, randn(2, T, H, d_h), randn(2, T, H, d_r),
+                          randn(2, S, config.kv_lora_rank), randn(2, S, d_r)))
+    return cases
+
+
+def _attention(mla, q_nope, q_rope, latent, k_rope, mask="causal", scale=None, rope=True):
+    """Naive attention with one thing changed, for the mistakes: the mask ("causal",
+    "top-left" or None), the softmax scale, or no rope part in the score."""
+    w_uk, w_uv = mla.up_projections()
+    k_nope = torch.einsum("hdc,bsc->bshd", w_uk, latent)
+    v = torch.einsum("hvc,bsc->bshv", w_uv, latent)
+    scores = torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
+    if rope:
+        scores = scores + torch.einsum("bthr,bsr->bhts", q_rope, k_rope)
+    scores = scores * (mla.softmax_scale if scale is None else scale)
+    T, S = q_nope.shape[1], latent.shape[1]
+    if mask is not None:
+        allowed = causal_mask(T, S) if mask == "causal" else torch.ones(T, S).tril().bool()
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.einsum("bhts,bshv->bthv", scores.softmax(-1), v)
+
+
+ATTENTION_MISTAKES = {
+    "mask the future: query t may see key s only when s <= t":
+        lambda *args: _attention(*args, mask=None),
+    "the T queries are the last T of the S positions: query i sees keys j <= S - T + i "
+    "(exercise 02.4's mask)": lambda *args: _attention(*args, mask="top-left"),
+    "scale the scores by mla.softmax_scale, (d_h + d_r)^-1/2: a score is a dot product of "
+    "d_h + d_r numbers": lambda mla, *args: _attention(mla, *args,
+                                                      scale=mla.nope_dim ** -0.5),
+    "a score has two parts: add q_rope . k_rope, the position part, to q_nope . k_nope":
+        lambda *args: _attention(*args, rope=False),
+}
+
+
+# 03.3 The latent cache: bytes per token, all layers.
 
 def latent_cache_bytes(config, bytes_per_number):
     """The bytes one token adds to the decoding cache of every layer of the main model,
@@ -46,27 +108,7 @@ LATENT_CACHE_MISTAKES = {
 }
 
 
-# 03.2 The absorbed query: fold W_UK into q_nope, so scores run over the cached latents.
-
-def absorb_query(q_nope, w_uk):
-    """q_nope (B, T, H, nope), w_uk (H, nope, kv_lora_rank) -> (B, T, H, kv_lora_rank):
-    per head, W_UK^T q, the query whose dot product with a latent c equals q_nope's dot
-    product with the key W_UK c. The contraction of MLA.attend_absorbed."""
-    return torch.einsum("bthd,hdc->bthc", q_nope, w_uk)
-
-
-def absorb_query_cases():
-    cases = []
-    for seed, preset in enumerate(("tiny", "book")):
-        config = ModelConfig.preset(preset)
-        with seeded(seed):
-            w_uk = MLA(config).up_projections()[0].detach().clone()
-            q_nope = randn(2, 3, config.num_attention_heads, config.qk_nope_head_dim)
-        cases.append((q_nope, w_uk))
-    return cases
-
-
-# 03.3 The cache of grouped-query attention, per token and layer.
+# 03.4 The cache of grouped-query attention, per token and layer.
 
 def gqa_cache_numbers(config):
     """How many numbers one token adds to one layer's cache under grouped-query attention
@@ -99,9 +141,12 @@ GQA_CACHE_MISTAKES = {
 
 
 EXERCISES = [
-    Exercise("03.1", "latent cache bytes per token", latent_cache_cases, latent_cache_bytes,
+    Exercise("03.1", "MLA attention, naive", attention_cases, attend_naive,
+             ATTENTION_MISTAKES),
+    Exercise("03.2", "MLA attention, absorbed", attention_cases, attend_absorbed,
+             ATTENTION_MISTAKES),
+    Exercise("03.3", "latent cache bytes per token", latent_cache_cases, latent_cache_bytes,
              LATENT_CACHE_MISTAKES),
-    Exercise("03.2", "absorbed query", absorb_query_cases, absorb_query),
-    Exercise("03.3", "GQA cache per token and layer", gqa_cache_cases,
+    Exercise("03.4", "GQA cache per token and layer", gqa_cache_cases,
              gqa_cache_numbers, GQA_CACHE_MISTAKES),
 ]

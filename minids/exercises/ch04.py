@@ -1,5 +1,5 @@
 """Chapter 04's exercises: group-limited routing, the gate weights, the routed experts'
-output, and the parameters of a MoE layer."""
+output, the assembled DeepSeekMoE layer, and the parameters of a MoE layer."""
 
 import torch
 import torch.nn.functional as F
@@ -151,7 +151,59 @@ ROUTED_EXPERTS_MISTAKES = {
 }
 
 
-# 04.4 The parameters of one MoE layer: all of them, and those one token uses.
+# 04.4 The DeepSeekMoE layer: router, dispatch and shared expert, assembled.
+
+def deepseek_moe(moe, x):
+    """moe, a DeepSeekMoE layer (its router moe.gate, routed experts moe.experts and
+    shared expert moe.shared_experts, which may be None); x (B, T, H) -> (B, T, H): the
+    shared expert's output plus the gate-weighted outputs of each token's routed experts
+    (DeepSeekMoE.forward's first value)."""
+    with torch.no_grad():
+        return moe(x)[0]
+
+
+def deepseek_moe_cases():
+    cases = []
+    for seed, overrides in enumerate(({}, {"n_shared_experts": 0},
+                                      {"n_routed_experts": 16, "num_experts_per_tok": 4})):
+        config = ModelConfig.preset("tiny", **overrides)
+        with seeded(seed):
+            moe = DeepSeekMoE(config).requires_grad_(False)
+            for param in moe.parameters():
+                param.normal_(0, 0.3)
+            moe.gate.bias.normal_(0, 0.1)
+            cases.append((moe, randn(2, 5, config.hidden_size)))
+    return cases
+
+
+def _layer(moe, x, shared=True, groups=True, bias_in_weights=False):
+    """The layer with one thing left out or changed, for the mistakes."""
+    B, T, H = x.shape
+    flat = x.reshape(B * T, H)
+    gate = moe.gate
+    scores = torch.sigmoid(flat @ gate.weight.T)  # (N, E)
+    n_group, topk_group = (gate.n_group, gate.topk_group) if groups else (1, 1)
+    indices = group_limited_topk(scores, gate.bias, n_group, topk_group, gate.top_k)
+    chosen = (scores + gate.bias * bias_in_weights).gather(1, indices)  # (N, K)
+    weights = chosen / chosen.sum(-1, keepdim=True) * gate.routed_scaling_factor
+    e = moe.experts
+    y = routed_experts(flat, weights, indices, e.w1, e.w2, e.w3)
+    if shared and moe.shared_experts is not None:
+        y = y + moe.shared_experts(flat)
+    return y.view(B, T, H)
+
+
+DEEPSEEK_MOE_MISTAKES = {
+    "add the shared expert's output (moe.shared_experts(x)): every token goes through it":
+        lambda moe, x: _layer(moe, x, shared=False),
+    "route within the best groups: exercise 04.1's group-limited top-k, with the router's "
+    "n_group and topk_group": lambda moe, x: _layer(moe, x, groups=False),
+    "the bias only chooses the experts: the gate weights come from the unbiased "
+    "affinities (exercise 04.2)": lambda moe, x: _layer(moe, x, bias_in_weights=True),
+}
+
+
+# 04.5 The parameters of one MoE layer: all of them, and those one token uses.
 
 def moe_layer_params(config, active):
     """The parameters of one DeepSeekMoE layer of config (router, shared and routed
@@ -197,6 +249,8 @@ EXERCISES = [
     Exercise("04.2", "gate weights", gate_weights_cases, gate_weights, GATE_WEIGHTS_MISTAKES),
     Exercise("04.3", "routed experts' output", routed_experts_cases, routed_experts,
              ROUTED_EXPERTS_MISTAKES),
-    Exercise("04.4", "MoE layer parameters", moe_layer_params_cases, moe_layer_params,
+    Exercise("04.4", "the DeepSeekMoE layer", deepseek_moe_cases, deepseek_moe,
+             DEEPSEEK_MOE_MISTAKES),
+    Exercise("04.5", "MoE layer parameters", moe_layer_params_cases, moe_layer_params,
              MOE_LAYER_PARAMS_MISTAKES),
 ]

@@ -1,16 +1,66 @@
-"""Chapter 06's exercises: the MTP loss, the MTP module's input, the combined loss and
-the speculative acceptance rule."""
+"""Chapter 06's exercises: the MTP module, the MTP loss, the combined loss, the
+speculative acceptance rule and the speculative decoding loop."""
 
 import torch
-from torch import nn
 
 from minids.config import ModelConfig
 from minids.exercises.checker import Exercise
 from minids.exercises.common import randn, seeded
-from minids.model import IGNORE_INDEX, cross_entropy
-from minids.mtp import MTPModule
+from minids.generate import generate, speculative_generate
+from minids.model import IGNORE_INDEX, MiniDeepSeek, cross_entropy
 
-# 06.1 The MTP loss: which targets does depth k predict?
+# 06.1 The MTP module: combine h^(k-1)_i with Emb(t_(i+k)), run the block, read out.
+
+def mtp_module(module, h_prev, next_tokens, cos, sin, cache=None, absorb=False):
+    """module, an MTPModule (its embed, enorm, hnorm, eh_proj, block, norm and head);
+    h_prev (B, T, H): h^(k-1)_i; next_tokens (B, T): t_(i+k); cos, sin for the T
+    positions; cache and absorb, passed on to the block -> (h^k (B, T, H), the logits
+    for t_(i+k+1) (B, T, vocab), the block's balance loss): MTPModule.forward."""
+    with torch.no_grad():
+        return module(h_prev, next_tokens, cos, sin, cache, absorb)
+
+
+def mtp_module_cases():
+    cases = []
+    for seed, (B, T) in enumerate(((2, 5), (1, 9))):
+        with seeded(seed):
+            model = MiniDeepSeek(ModelConfig.preset("tiny")).requires_grad_(False)
+            for norm in (model.mtp[0].enorm, model.mtp[0].hnorm, model.mtp[0].norm):
+                norm.weight.add_(randn(model.config.hidden_size, scale=0.3))
+            h_prev = randn(B, T, model.config.hidden_size)
+            next_tokens = torch.randint(0, model.config.vocab_size, (B, T))
+        cases.append((model.mtp[0], h_prev, next_tokens, model.rope_cos[:T],
+                      model.rope_sin[:T]))
+    return cases
+
+
+def _mtp(module, h_prev, next_tokens, cos, sin, cache=None, absorb=False,
+         hidden_first=False, swap_norms=False, norms=True, final_norm=True):
+    """The module with one thing changed, for the mistakes."""
+    enorm, hnorm = (module.hnorm, module.enorm) if swap_norms else (module.enorm, module.hnorm)
+    emb, h = module.embed(next_tokens), h_prev
+    if norms:
+        emb, h = enorm(emb), hnorm(h)
+    x = torch.cat([h, emb] if hidden_first else [emb, h], dim=-1)
+    x, balance = module.block(module.eh_proj(x), cos, sin, cache, absorb)
+    h = module.norm(x) if final_norm else x
+    return h, module.head(h), balance
+
+
+MTP_MODULE_MISTAKES = {
+    "minids (like the released V3 weights) puts the embedding first: "
+    "M_k [RMSNorm(Emb(t_(i+k))) ; RMSNorm(h)], the report's formula writes h first":
+        lambda *args: _mtp(*args, hidden_first=True),
+    "normalise each input with its own norm: enorm for the embedding, hnorm for h":
+        lambda *args: _mtp(*args, swap_norms=True),
+    "normalise both inputs before concatenating (RMSNorm of each, not of neither)":
+        lambda *args: _mtp(*args, norms=False),
+    "h^k is the block's output after module.norm, and the head reads h^k":
+        lambda *args: _mtp(*args, final_norm=False),
+}
+
+
+# 06.2 The MTP loss: which targets does depth k predict?
 
 def mtp_loss(mtp_logits, targets, k):
     """mtp_logits (B, T - k, vocab) of MTP depth k; targets (B, T), the main model's
@@ -33,47 +83,6 @@ def mtp_loss_cases():
 MTP_LOSS_MISTAKES = {
     "position i of depth k predicts t_(i+k+1) = targets[:, i + k]: drop the first k "
     "targets, not the last k": lambda logits, t, k: cross_entropy(logits, t[:, :-k]),
-}
-
-
-# 06.2 The MTP module's input: normalise both, concatenate [embedding ; hidden], project.
-
-def mtp_input(h_prev, next_emb, enorm_weight, hnorm_weight, proj_weight, eps):
-    """h_prev (B, T, H): h^{k-1}_i; next_emb (B, T, H): Emb(t_{i+k}); enorm_weight,
-    hnorm_weight (H,); proj_weight (H, 2H), M_k; eps -> h'_i (B, T, H)."""
-    H = h_prev.shape[-1]
-    config = ModelConfig.preset("tiny", hidden_size=H, rms_norm_eps=eps)
-    module = MTPModule(config, nn.Identity(), nn.Embedding(1, H), nn.Linear(H, 1))
-    with torch.no_grad():
-        module.enorm.weight.copy_(enorm_weight)
-        module.hnorm.weight.copy_(hnorm_weight)
-        module.eh_proj.weight.copy_(proj_weight)
-        return module.eh_proj(torch.cat([module.enorm(next_emb), module.hnorm(h_prev)], -1))
-
-
-def mtp_input_cases():
-    with seeded(8):
-        cases = []
-        for shape in ((2, 5, 16), (1, 7, 32)):
-            H = shape[-1]
-            cases.append((randn(*shape, scale=3.0), randn(*shape, scale=0.5),
-                          1 + randn(H, scale=0.2), 1 + randn(H, scale=0.2),
-                          randn(H, 2 * H, scale=0.2), 1e-6))
-        return cases
-
-
-def _norm(x, weight, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
-
-
-MTP_INPUT_MISTAKES = {
-    "minids (like the released V3 weights) puts the embedding first: "
-    "M_k [RMSNorm(Emb(t_(i+k))) ; RMSNorm(h)], the report's formula writes h first":
-        lambda h, e, we, wh, m, eps: torch.cat([_norm(h, wh, eps), _norm(e, we, eps)], -1) @ m.T,
-    "normalise each input with its own norm: enorm for the embedding, hnorm for h":
-        lambda h, e, we, wh, m, eps: torch.cat([_norm(e, wh, eps), _norm(h, we, eps)], -1) @ m.T,
-    "normalise both inputs before concatenating (RMSNorm of each, not of neither)":
-        lambda h, e, we, wh, m, eps: torch.cat([e, h], -1) @ m.T,
 }
 
 
@@ -134,12 +143,43 @@ ACCEPTED_DRAFTS_MISTAKES = {
 }
 
 
+# 06.5 The speculative decoding loop: draft with MTP, verify with one main pass.
+
+def speculative_decode(model, input_ids, max_new_tokens):
+    """model, a MiniDeepSeek with an MTP module; input_ids (1, T) -> (the tokens
+    (1, T + max_new_tokens), the number of main-model forward passes, prefill included):
+    greedy decoding where the first MTP module drafts the token after next and one
+    main pass over [last token, draft] both verifies the draft and gives the next token
+    (minids.generate.speculative_generate)."""
+    result = speculative_generate(model, input_ids, max_new_tokens)
+    return result.tokens, result.main_passes
+
+
+def speculative_decode_cases():
+    """Random tiny models: the first accepts 5 of 15 drafts, the second 3 of 17, the
+    third none of 7."""
+    cases = []
+    for seed, new in ((1, 20), (2, 20), (0, 8)):
+        with seeded(seed):
+            model = MiniDeepSeek(ModelConfig.preset("tiny")).eval()
+            cases.append((model, torch.randint(0, model.config.vocab_size, (1, 6)), new))
+    return cases
+
+
+SPECULATIVE_DECODE_MISTAKES = {
+    "that is plain greedy decoding, one main pass per token: draft the token after next "
+    "with model.mtp[0] and check it in the same main pass as the next token":
+        lambda model, ids, n: (generate(model, ids, n), n),
+}
+
+
 EXERCISES = [
-    Exercise("06.1", "MTP loss of depth k", mtp_loss_cases, mtp_loss, MTP_LOSS_MISTAKES),
-    Exercise("06.2", "the MTP module's input", mtp_input_cases, mtp_input,
-             MTP_INPUT_MISTAKES),
+    Exercise("06.1", "the MTP module", mtp_module_cases, mtp_module, MTP_MODULE_MISTAKES),
+    Exercise("06.2", "MTP loss of depth k", mtp_loss_cases, mtp_loss, MTP_LOSS_MISTAKES),
     Exercise("06.3", "the combined training loss", combined_loss_cases, combined_loss,
              COMBINED_LOSS_MISTAKES),
     Exercise("06.4", "greedy speculative acceptance", accepted_drafts_cases,
              accepted_drafts, ACCEPTED_DRAFTS_MISTAKES),
+    Exercise("06.5", "the speculative decoding loop", speculative_decode_cases,
+             speculative_decode, SPECULATIVE_DECODE_MISTAKES),
 ]

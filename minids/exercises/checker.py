@@ -7,7 +7,8 @@ once per case, under a time limit, and stops at the first case whose answer diff
 naming what is wrong in one line: the exception (and the line that raised it, no
 traceback), a time-out, the type, the input returned unchanged, the shape (a transpose is
 spotted), the dtype, NaN or inf, a flipped sign, a constant factor, or else the largest
-error; then the hint of a known mistake.
+error (for a function that returns several values, of the first value that differs);
+then the hint of a known mistake.
 """
 
 import copy
@@ -148,6 +149,9 @@ def _every_answer(answer: Callable, count: int) -> list | None:
 
 
 def _matches(got, expected, exercise: Exercise) -> bool:
+    if isinstance(expected, tuple):
+        return (isinstance(got, (tuple, list)) and len(got) == len(expected)
+                and all(_matches(g, e, exercise) for g, e in zip(got, expected)))
     if isinstance(expected, torch.Tensor):
         return isinstance(got, torch.Tensor) and _close(got, expected, exercise)
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
@@ -161,9 +165,23 @@ def _explain(got, expected, exercise: Exercise, inputs: dict, factor: float | No
     """What differs between got and expected (known to differ), most telling first.
     inputs: the case's arguments by name; factor: c when every case's single-number
     answer is c times the expected one."""
+    if isinstance(expected, tuple):
+        return _tuple_difference(got, expected, exercise, inputs)
     if isinstance(expected, torch.Tensor):
         return _tensor_difference(got, expected, exercise, inputs, factor)
     return _number_difference(got, expected, exercise, factor)
+
+
+def _tuple_difference(got, expected: tuple, exercise: Exercise, inputs: dict) -> str:
+    """For a function that returns several values: the first value that differs."""
+    if not isinstance(got, (tuple, list)):
+        return f"expected {len(expected)} values (a tuple), got {_kind(got)}"
+    if len(got) != len(expected):
+        return f"expected {len(expected)} values, got {len(got)}"
+    index = next(i for i, (g, e) in enumerate(zip(got, expected))
+                 if not _matches(g, e, exercise))
+    problem = _explain(got[index], expected[index], exercise, inputs, None)
+    return f"value {index + 1} of {len(expected)}: {problem}"
 
 
 def _number_difference(got, expected, exercise: Exercise, factor: float | None) -> str:
