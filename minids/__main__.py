@@ -2,16 +2,45 @@
 
 Every stage writes a run folder (weights, config, tokenizer, log) that the next reads with
 --checkpoint. A bad flag, a missing checkpoint or an over-long prompt prints one line
-starting with "minids: error:" and exits with status 2 (usage) or 1 (everything else).
+starting with "minids: error:" and exits with status 2 (usage) or 1 (everything else);
+nothing that existed before is changed. A training stage refuses a folder that holds a run
+(continue it with --resume, or pass --overwrite); Ctrl-C saves the step and exits 130.
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
 
 DATA_DIR = Path("data")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def temperature(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+positive_int.__name__ = "integer >= 1"  # what argparse names in "invalid ... value"
+non_negative_int.__name__ = "integer >= 0"
+temperature.__name__ = "temperature"
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,33 +60,41 @@ def build_parser() -> Parser:
     data.add_argument("--seed", type=int, default=0)
 
     train = commands.add_parser("train", help="pretrain a model from scratch (or resume)")
-    train.add_argument("--preset", default="book", help="tiny | book | small")
-    train.add_argument("--steps", type=int, default=None, help="optimizer steps")
+    train.add_argument("--preset", default=None, help="tiny | book | small (default: book)")
+    train.add_argument("--steps", type=positive_int, default=None, help="optimizer steps")
     train.add_argument("--out", default=None, help="run folder (default: runs/<preset>)")
     train.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start again in an --out that holds a run (its files go)")
     train.add_argument("--fp8", action="store_true", help="emulated FP8 GEMMs")
     _add_common(train)
 
     for name, text in (("sft", "supervised fine-tuning of a pretrained checkpoint"),
                        ("grpo", "GRPO on math problems from an SFT checkpoint")):
         stage = commands.add_parser(name, help=text)
-        stage.add_argument("--checkpoint", required=True, metavar="DIR")
-        stage.add_argument("--steps", type=int, default=None)
+        start = stage.add_mutually_exclusive_group(required=True)
+        start.add_argument("--checkpoint", metavar="DIR", help="the model to start from")
+        start.add_argument("--resume", metavar="DIR", help=f"continue the {name} run in DIR")
+        stage.add_argument("--steps", type=positive_int, default=None)
         stage.add_argument("--out", default=None, help=f"run folder (default: runs/{name})")
+        stage.add_argument("--overwrite", action="store_true",
+                           help="start again in an --out that holds a run (its files go)")
         _add_common(stage)
 
     export = commands.add_parser("export", help="a release folder: bf16 weights, config, tokenizer, log")
     export.add_argument("--checkpoint", required=True, metavar="DIR")
     export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace the model in an --out that holds one")
     _add_common(export)
 
     for name, text in (("generate", "continue a prompt"), ("chat", "answer as the assistant")):
         stage = commands.add_parser(name, help=text)
         stage.add_argument("--checkpoint", required=True, metavar="DIR")
         stage.add_argument("--prompt", required=name == "generate", default=None)
-        stage.add_argument("--max-new-tokens", type=int, default=200)
-        stage.add_argument("--temperature", type=float, default=0.8)
-        stage.add_argument("--top-k", type=int, default=50)
+        stage.add_argument("--max-new-tokens", type=positive_int, default=200)
+        stage.add_argument("--temperature", type=temperature, default=0.8)
+        stage.add_argument("--top-k", type=non_negative_int, default=50, help="0: no limit")
         stage.add_argument("--seed", type=int, default=0)
         _add_common(stage)
 
@@ -84,36 +121,64 @@ def run_data(args):
 
 
 def run_train(args):
-    import json
-
+    from minids import runs
     from minids.config import ModelConfig
-    from minids.train import STATE_JSON, TRAIN_PRESETS, TrainConfig, Trainer
+    from minids.train import RESUME_COMMAND, TRAIN_PRESETS, TrainConfig, Trainer, resolve_device
 
+    device = resolve_device(args.device)
     tokenizer = load_tokenizer(Path(args.data))
     if args.resume:
+        _refuse_with_resume(args, "preset", "out", "fp8", "overwrite")
         out = Path(args.resume)
-        if not (out / STATE_JSON).is_file():
-            raise FileNotFoundError(f"nothing to resume in {out} (no {STATE_JSON})")
+        meta, _ = runs.read_state(out)
         model_config = load_config(out)
-        saved = json.loads((out / STATE_JSON).read_text())["train_config"]
-        train_config = TrainConfig(**{**saved, "steps": args.steps or saved["steps"]})
+        saved = TrainConfig(**meta["train_config"])
+        train_config = _resumed(saved, args.steps, meta["step"])
+        if train_config is None:
+            return
     else:
-        if args.preset not in TRAIN_PRESETS:
-            raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
-        out = Path(args.out or f"runs/{args.preset}")
+        preset = args.preset or "book"
+        if preset not in TRAIN_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
         # the vocabulary is the tokenizer's (the tiny preset's 128 is for unit tests)
-        model_config = ModelConfig.preset(args.preset, vocab_size=tokenizer.vocab_size)
-        settings = {**TRAIN_PRESETS[args.preset], "fp8": args.fp8}
+        model_config = ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size)
+        settings = {**TRAIN_PRESETS[preset], "fp8": args.fp8}
         train_config = TrainConfig(**{**settings, **({"steps": args.steps} if args.steps else {})})
+        out = Path(args.out or f"runs/{preset}")
     if tokenizer.vocab_size != model_config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model "
                          f"{model_config.vocab_size}")
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(out / "tokenizer.json")
     train_tokens, val_tokens = load_rows(args.data, model_config)
-    Trainer(model_config, train_config, train_tokens, val_tokens, out, args.device,
+    if not args.resume:  # everything checked: now the folder may change
+        runs.prepare_new_run(out, args.overwrite, RESUME_COMMAND)
+    tokenizer.save(out / "tokenizer.json")
+    Trainer(model_config, train_config, train_tokens, val_tokens, out, device,
             resume=bool(args.resume)).run()
     print(f"saved {out}")
+
+
+def _refuse_with_resume(args, *names):
+    """A resumed run keeps its own settings: a flag that would change them is an error."""
+    for name in names:
+        if getattr(args, name):
+            raise ValueError(f"--{name} cannot be combined with --resume (the run in "
+                             f"{args.resume} keeps its own)")
+
+
+def _resumed(saved, steps: int | None, done: int):
+    """The config to resume with: saved, with steps changed if asked (and a warning, since
+    the learning-rate schedule follows the steps); None when nothing is left to do."""
+    import dataclasses
+
+    config = saved if steps is None else dataclasses.replace(saved, steps=steps)
+    if config.steps != saved.steps:
+        print(f"minids: warning: the run was planned for {saved.steps} steps; "
+              f"{config.steps} changes its learning-rate schedule from step {done} on",
+              file=sys.stderr)
+    if done >= config.steps:
+        print(f"already at step {done} of {config.steps}: nothing to do")
+        return None
+    return config
 
 
 def load_rows(data_dir, model_config):
@@ -147,44 +212,67 @@ def run_bench(args):
 
 
 def run_finetune(args):
-    """sft or grpo: load the run given by --checkpoint, fine-tune it, save to --out."""
-    if args.command == "sft":
-        from minids.sft import SFTConfig as Config, sft as finetune
-    else:
-        from minids.grpo import GRPOConfig as Config, grpo as finetune
+    """sft or grpo: fine-tune the run given by --checkpoint into --out, or continue the
+    run in --resume."""
+    from minids import runs
 
-    model, tokenizer, _ = load_run(args)
-    config = Config(**({"steps": args.steps} if args.steps else {}))
-    out = Path(args.out or f"runs/{args.command}")
-    finetune(model, tokenizer, config, out_dir=out)
+    if args.command == "sft":
+        from minids.sft import RESUME_COMMAND, SFTConfig as Config, sft as finetune
+    else:
+        from minids.grpo import RESUME_COMMAND, GRPOConfig as Config, grpo as finetune
+
+    if args.resume:
+        _refuse_with_resume(args, "out", "overwrite")
+        out = Path(args.resume)
+        meta, _ = runs.read_state(out)
+        config = _resumed(Config(**meta[f"{args.command}_config"]), args.steps, meta["step"])
+        if config is None:
+            return
+        model, tokenizer, _ = load_run(args, out)
+    else:
+        out = Path(args.out or f"runs/{args.command}")
+        if out.resolve() == Path(args.checkpoint).resolve():
+            raise ValueError(f"--out {out} is the --checkpoint folder: the run would "
+                             "overwrite the model it starts from")
+        model, tokenizer, _ = load_run(args, Path(args.checkpoint))
+        config = Config(**({"steps": args.steps} if args.steps else {}))
+        runs.prepare_new_run(out, args.overwrite, RESUME_COMMAND)
+        tokenizer.save(out / "tokenizer.json")
+    finetune(model, tokenizer, config, out_dir=out, resume=bool(args.resume))
     print(f"saved {out}")
 
 
 def run_export(args):
     import shutil
 
+    from minids import runs
     from minids.checkpoint import save
     from minids.train import LOG_FILE
 
-    model, tokenizer, _ = load_run(args)
-    out = save(model.cpu(), args.out, dtype=torch.bfloat16)
+    out, source = Path(args.out), Path(args.checkpoint)
+    if out.resolve() == source.resolve():
+        raise ValueError(f"--out {out} is the --checkpoint folder: export writes a new folder")
+    model, tokenizer, _ = load_run(args, source)
+    runs.prepare_new_run(out, args.overwrite)
+    save(model.cpu(), out, dtype=torch.bfloat16)
     tokenizer.save(out / "tokenizer.json")
-    if (Path(args.checkpoint) / LOG_FILE).is_file():
-        shutil.copy(Path(args.checkpoint) / LOG_FILE, out / LOG_FILE)
+    if (source / LOG_FILE).is_file():
+        shutil.copy(source / LOG_FILE, out / LOG_FILE)
     size = (out / "model.safetensors").stat().st_size
     print(f"saved {out} ({size / 1e6:.1f} MB of bf16 weights)")
 
 
 def run_generate(args):
-    model, tokenizer, device = load_run(args)
-    ids = torch.tensor([tokenizer.encode(args.prompt, bos=True)], device=device)
+    prompt = _text(args.prompt)
+    model, tokenizer, device = load_run(args, Path(args.checkpoint))
+    ids = torch.tensor([tokenizer.encode(prompt, bos=True)], device=device)
     out = generate(model, ids, args)
     print(tokenizer.decode(out[0].tolist(), skip_special_tokens=True))
 
 
 def run_chat(args):
-    model, tokenizer, device = load_run(args)
-    questions = [args.prompt] if args.prompt else _ask_forever()
+    questions = [_text(args.prompt)] if args.prompt is not None else _ask_forever()
+    model, tokenizer, device = load_run(args, Path(args.checkpoint))
     for question in questions:
         ids = torch.tensor([tokenizer.chat_prompt(question)], device=device)
         out = generate(model, ids, args, eos_token_id=tokenizer.eos_id)
@@ -192,9 +280,25 @@ def run_chat(args):
 
 
 def _ask_forever():
-    print("Ask a question (an empty line quits).")
-    while question := input("> ").strip():
-        yield question
+    print("Ask a question (an empty line or Ctrl-D quits).")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:  # Ctrl-D, or the input closed
+            print()
+            return
+        if not question:
+            return
+        yield _text(question)
+
+
+def _text(text: str) -> str:
+    """A prompt as valid Unicode: bytes that are not UTF-8 reach Python as surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the prompt is not valid UTF-8 text") from None
+    return text
 
 
 def generate(model, ids, args, eos_token_id=None):
@@ -221,13 +325,12 @@ def load_tokenizer(folder: Path):
     return Tokenizer.load(folder / "tokenizer.json")
 
 
-def load_run(args):
+def load_run(args, folder: Path):
     """The model and tokenizer of a run folder, on the chosen device."""
     from minids.checkpoint import load
     from minids.train import resolve_device
 
     device = resolve_device(args.device)
-    folder = Path(args.checkpoint)
     model = load(folder, device=device).eval()
     tokenizer_folder = folder if (folder / "tokenizer.json").is_file() else Path(args.data)
     return model, load_tokenizer(tokenizer_folder), device
@@ -238,16 +341,30 @@ COMMANDS = {"data": run_data, "train": run_train, "sft": run_finetune, "grpo": r
 
 
 def main(argv=None) -> int:
+    from minids.runs import RunInterrupted
+
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
-        print(f"minids: error: {error}", file=sys.stderr)
+        print(f"minids: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except OSError as error:  # permissions, a full disk, a file where a folder should be
+        reason = error.strerror or type(error).__name__
+        where = f": {error.filename}" if error.filename else ""
+        print(f"minids: error: {reason.lower()}{where}", file=sys.stderr)
+        return 1
+    except RunInterrupted as stop:
+        print(f"minids: interrupted: {stop}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("minids: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

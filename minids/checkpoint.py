@@ -3,6 +3,7 @@
 checkpoint never runs pickled code."""
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -15,10 +16,14 @@ from minids.model import MiniDeepSeek
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 
 
-def save(model: MiniDeepSeek, path, dtype: torch.dtype | None = None) -> Path:
+def save(model: MiniDeepSeek, path, dtype: torch.dtype | None = None,
+         step: int | None = None, file: str = WEIGHTS_FILE) -> Path:
     """Write the model to the folder `path` (created if needed). Returns the folder.
     dtype (e.g. torch.bfloat16) stores the floating-point tensors at lower precision, as a
-    release would; integer buffers and the fp32 routing biases keep their type."""
+    release would; integer buffers and the fp32 routing biases keep their type. step, if
+    given, is stamped in the weights' metadata (a training checkpoint's). file names the
+    weights file; config.json is written with the main one only. Each file is written
+    beside its final name and then renamed: an interrupted save leaves the old file whole."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {}
@@ -26,9 +31,40 @@ def save(model: MiniDeepSeek, path, dtype: torch.dtype | None = None) -> Path:
         if dtype is not None and tensor.is_floating_point() and not name.endswith("gate.bias"):
             tensor = tensor.to(dtype)
         tensors[name] = tensor.detach().cpu().contiguous()
-    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-    (folder / CONFIG_FILE).write_text(model.config.to_json())
+    metadata = {"format": "pt", **({"step": str(step)} if step is not None else {})}
+    with _replacing(folder / file) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
+    if file == WEIGHTS_FILE:
+        with _replacing(folder / CONFIG_FILE) as temporary:
+            temporary.write_text(model.config.to_json())
     return folder
+
+
+class _replacing:
+    """Write to a temporary file beside `path`, then rename it over path, readable as the
+    user's umask says (safetensors writes 0600 whatever the umask). On an error the
+    temporary file goes and path is untouched."""
+
+    def __init__(self, path: Path):
+        self.path, self.temporary = path, path.with_name(f".{path.name}.tmp")
+
+    def __enter__(self) -> Path:
+        return self.temporary
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            respect_umask(self.temporary)
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+        return False
+
+
+def respect_umask(path) -> None:
+    """Give a file the mode a new file gets under the user's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def load_config(path) -> ModelConfig:
@@ -37,8 +73,11 @@ def load_config(path) -> ModelConfig:
         raise FileNotFoundError(f"no checkpoint config at {file}")
     try:
         values = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{file} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{file} holds {type(values).__name__}, not a JSON object of "
+                         "config fields")
     return ModelConfig.from_dict(values)
 
 
@@ -46,19 +85,30 @@ def load(path, device="cpu") -> MiniDeepSeek:
     """Rebuild the model saved in the folder `path`, in fp32 whatever precision it was
     stored in. A missing, truncated or mismatched file raises FileNotFoundError or
     ValueError saying which file and what is wrong."""
+    from minids.runs import recover  # (minids.runs builds on this module)
+
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"no checkpoint folder at {folder}")
+    recover(folder)  # a save that was stopped halfway is finished first
     config = load_config(folder)
-    file = folder / WEIGHTS_FILE
+    return _load_weights(MiniDeepSeek(config).to(device), folder / WEIGHTS_FILE)
+
+
+def load_weights(like: MiniDeepSeek, file) -> MiniDeepSeek:
+    """A new model shaped like `like` (its config and device) with the weights in file,
+    e.g. GRPO's reference policy, saved beside the run's own weights."""
+    device = like.embed.weight.device
+    return _load_weights(MiniDeepSeek(like.config).to(device), Path(file))
+
+
+def _load_weights(model: MiniDeepSeek, file: Path) -> MiniDeepSeek:
     if not file.is_file():
         raise FileNotFoundError(f"no weights at {file}")
     try:
-        tensors = load_file(str(file), device=str(device))
+        tensors = load_file(str(file), device=str(model.embed.weight.device))
     except (SafetensorError, OSError) as error:
         raise ValueError(f"{file} is truncated or corrupt: {error}") from None
-
-    model = MiniDeepSeek(config).to(device)
     expected = unique_state(model)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

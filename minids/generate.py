@@ -7,6 +7,7 @@ two tokens both produces the next token and verifies the guess. Greedy output is
 same token for token; accepted guesses save main-model passes.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,8 @@ from minids.model import MiniDeepSeek
 
 
 def _check_request(model, input_ids, max_new_tokens):
+    if not isinstance(input_ids, torch.Tensor):
+        raise ValueError(f"input_ids must be a (batch, T) tensor, got {type(input_ids).__name__}")
     if input_ids.dim() != 2 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must be (batch, T) with T >= 1, got shape {tuple(input_ids.shape)}")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -25,15 +28,20 @@ def _check_request(model, input_ids, max_new_tokens):
                          f"({max_new_tokens}) exceeds the context of {context} tokens")
 
 
+def check_sampling(temperature=0.0, top_k=None, top_p=None):
+    """ValueError naming the first sampling setting that cannot be used."""
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+
+
 def sample_next(logits, temperature=0.0, top_k=None, top_p=None, generator=None):
     """Pick one token per row of logits (B, vocab): greedy at temperature 0, else draw
     from sampling_probs(logits, temperature, top_k, top_p)."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+    check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = sampling_probs(logits, temperature, top_k, top_p)
@@ -44,8 +52,8 @@ def sampling_probs(logits, temperature, top_k=None, top_p=None):
     """(B, vocab) logits -> (B, vocab) probabilities: the softmax at temperature > 0,
     restricted to the top_k tokens and/or to the smallest set whose probability reaches
     top_p (the rest get 0)."""
-    if not temperature > 0:
-        raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"sampling needs a finite temperature > 0, got {temperature}")
     logits = logits.float() / temperature
     if top_k is not None:
         kth_best = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
@@ -63,10 +71,21 @@ def sampling_probs(logits, temperature, top_k=None, top_p=None):
 def generate(model: MiniDeepSeek, input_ids, max_new_tokens, temperature=0.0, top_k=None,
              top_p=None, eos_token_id=None, generator=None, absorb=True):
     """Continue input_ids (B, T); returns (B, T + n) with n <= max_new_tokens (fewer only
-    if every row has produced eos_token_id). absorb=False decodes with the naive path."""
+    if every row has produced eos_token_id). absorb=False decodes with the naive path.
+    The model's train/eval mode is restored afterwards, even after an error."""
     _check_request(model, input_ids, max_new_tokens)
+    check_sampling(temperature, top_k, top_p)
     was_training = model.training
     model.eval()
+    try:
+        return _decode(model, input_ids, max_new_tokens, temperature, top_k, top_p,
+                       eos_token_id, generator, absorb)
+    finally:
+        model.train(was_training)
+
+
+def _decode(model, input_ids, max_new_tokens, temperature, top_k, top_p, eos_token_id,
+            generator, absorb):
     B, T = input_ids.shape
     cache = model.new_cache(B, T + max_new_tokens)
     logits = model(input_ids, cache=cache, absorb=False).logits[:, -1]  # prefill
@@ -80,7 +99,6 @@ def generate(model: MiniDeepSeek, input_ids, max_new_tokens, temperature=0.0, to
         if done.all() or step == max_new_tokens - 1:
             break
         logits = model(next_token[:, None], cache=cache, absorb=absorb).logits[:, -1]
-    model.train(was_training)
     return torch.cat(tokens, dim=1)
 
 
@@ -106,6 +124,13 @@ def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_tok
         raise ValueError("speculative decoding needs an MTP module (config.num_mtp_layers >= 1)")
     was_training = model.training
     model.eval()
+    try:
+        return _speculative(model, input_ids, max_new_tokens, eos_token_id)
+    finally:
+        model.train(was_training)
+
+
+def _speculative(model, input_ids, max_new_tokens, eos_token_id) -> SpeculativeResult:
     T = input_ids.shape[1]
     cache = model.new_cache(1, T + max_new_tokens)
     mtp_cache = model.new_cache(1, T + max_new_tokens, mtp=True)
@@ -134,7 +159,6 @@ def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_tok
     new = new[:max_new_tokens]
     if eos_token_id in new:
         new = new[: new.index(eos_token_id) + 1]
-    model.train(was_training)
     tokens = torch.cat([input_ids, torch.tensor([new], device=input_ids.device)], dim=1)
     return SpeculativeResult(tokens, drafted, accepted, main_passes)
 

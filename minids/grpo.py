@@ -15,19 +15,25 @@ answer's tokens, then over answers (TRL's loss_type="grpo").
 """
 
 import copy
+import dataclasses
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from minids import checkpoint, runs
 from minids.corpus.arithmetic import math_item
 from minids.data import extract_answer, math_eval_set
 from minids.generate import generate
 from minids.model import MiniDeepSeek
+from minids.runs import REFERENCE_FILE, GracefulStop, RunInterrupted
 from minids.sft import indices_by_length, math_accuracy, save_run
 from minids.tokenizer import Tokenizer
 from minids.train import append_log, make_optimizer, optimizer_step, progress_bar, set_lr
+
+RESUME_COMMAND = "python -m minids grpo --resume"
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -79,8 +85,16 @@ class GRPOConfig:
     bias_update_speed: float = 0.0
     eval_problems: int = 200
     eval_every: int = 30  # also log the held-out accuracy every this many steps (0: only at the end)
+    checkpoint_every: int = 20
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self):
+        for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens",
+                     "updates_per_batch", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"GRPOConfig: {name} must be an int >= 1, "
+                                 f"got {getattr(self, name)!r}")
 
 
 def reward(reply: str, answer: int, format_reward: float = 0.1) -> float:
@@ -122,57 +136,93 @@ def completion_logprobs(model, prompts, completions):
     return torch.log_softmax(logits, dim=-1).gather(-1, completions[..., None]).squeeze(-1)
 
 
-def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=None):
+def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=None,
+         resume: bool = False):
     """Improve model in place on training math problems: each step samples a batch with
     the current policy (pi_old), then makes config.updates_per_batch policy updates on it
     (with one, the ratio is 1 and the clip never acts). The frozen reference is the model
-    as it was at the start. With out_dir, log reward / accuracy / KL and save the result."""
+    as it was at the start. With out_dir: log reward / accuracy / KL, checkpoint every
+    config.checkpoint_every steps and on Ctrl-C (then RunInterrupted), save the result.
+    resume=True continues the run saved in out_dir, reference included."""
     rng = random.Random(f"minids/grpo/{config.seed}")
     generator = torch.Generator(device=model.embed.weight.device).manual_seed(config.seed)
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = make_optimizer(model, weight_decay=0.0)
     set_lr(optimizer, config.lr)
-    for step in progress_bar(range(config.steps), config.progress, desc="grpo"):
-        problems = [math_item(rng) for _ in range(config.prompts_per_step)]
-        model.eval()  # sampling: no router load counting
-        batches = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)
-        rewards = torch.zeros(len(problems), config.group_size)
-        for _, completions, mask, indices in batches:
-            replies = [tokenizer.decode(c[m].tolist(), skip_special_tokens=True)
-                       for c, m in zip(completions, mask)]
-            for row, reply in enumerate(replies):
-                problem = indices[row // config.group_size]
-                rewards[problem, row % config.group_size] = reward(
-                    reply, problems[problem].answer, config.format_reward)
-        advantages = group_advantages(rewards)  # (prompts, G)
+    start = 0
+    if resume:
+        meta, tensors = runs.restore(out_dir, model, optimizer)
+        start = meta["step"]
+        version, internal, gauss = meta["problem_random"]  # JSON made the tuples lists
+        rng.setstate((version, tuple(internal), gauss))
+        generator.set_state(tensors["rng.sampling"])
+        reference = checkpoint.load_weights(model, Path(out_dir) / REFERENCE_FILE)
+    else:
+        reference = copy.deepcopy(model)
+        if out_dir is not None:  # the start of the run, for a resume to find
+            checkpoint.save(reference, out_dir, file=REFERENCE_FILE)
+    reference.eval().requires_grad_(False)
 
-        model.train()
-        old_logps, ref_logps = [], []  # per batch, fixed at the first update
-        for update in range(config.updates_per_batch):  # mu in DeepSeekMath's Algorithm 1
-            total_kl = 0.0
-            for b, (prompts, completions, mask, indices) in enumerate(batches):
-                share = len(indices) / len(problems)  # every answer weighs the same in the mean
-                logp = completion_logprobs(model, prompts, completions)
-                if update == 0:  # pi_old: the policy that sampled, not yet updated
-                    old_logps.append(logp.detach())
-                    with torch.no_grad():
-                        ref_logps.append(completion_logprobs(reference, prompts, completions))
-                batch_advantages = advantages[indices].flatten().to(logp.device)  # (n * G,)
-                loss, kl = grpo_loss(logp, old_logps[b], ref_logps[b], batch_advantages, mask,
-                                     config.clip_eps, config.beta)
-                (loss * share).backward()
-                total_kl += kl.item() * share
-            grad_norm, maxvio = optimizer_step(model, optimizer, config.grad_clip,
-                                               bias_update_speed=config.bias_update_speed)
-        if out_dir is not None:
-            correct = (rewards >= 1).float().mean().item()
-            record = {"step": step + 1, "reward": rewards.mean().item(), "accuracy": correct,
-                      "kl": total_kl, "grad_norm": grad_norm, "maxvio": maxvio}
+    def save(step):
+        meta = {"grpo_config": dataclasses.asdict(config), "problem_random": rng.getstate()}
+        runs.save_checkpoint(out_dir, model, step, {"rng.sampling": generator.get_state()},
+                             meta, optimizer)
+
+    steps = progress_bar(range(start, config.steps), config.progress, desc="grpo",
+                         total=config.steps, initial=start)
+    with GracefulStop(enabled=out_dir is not None) as interrupt:
+        for step in steps:
+            record = {"step": step + 1, **grpo_step(model, reference, tokenizer, optimizer,
+                                                     config, rng, generator)}
+            if out_dir is None:
+                continue
             if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
                 problems = math_eval_set(n=config.eval_problems)
                 record["math_accuracy"] = math_accuracy(model.eval(), tokenizer, problems)[0]
             append_log(out_dir, record)
+            if step + 1 < config.steps and ((step + 1) % config.checkpoint_every == 0
+                                            or interrupt.requested):
+                save(step + 1)
+            if interrupt.requested and step + 1 < config.steps:
+                raise RunInterrupted(step + 1, out_dir, RESUME_COMMAND)
     model.eval()
-    if out_dir is not None:
-        save_run(model, tokenizer, out_dir, config.steps, config.eval_problems)
+    if out_dir is not None and start < config.steps:
+        save_run(model, tokenizer, out_dir, config.steps, config.eval_problems, save)
     return model
+
+
+def grpo_step(model, reference, tokenizer, optimizer, config: GRPOConfig, rng, generator) -> dict:
+    """One GRPO step: sample groups for config.prompts_per_step new problems, score them,
+    update the policy. Returns the step's log record (without its step number)."""
+    problems = [math_item(rng) for _ in range(config.prompts_per_step)]
+    model.eval()  # sampling: no router load counting
+    batches = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)
+    rewards = torch.zeros(len(problems), config.group_size)
+    for _, completions, mask, indices in batches:
+        replies = [tokenizer.decode(c[m].tolist(), skip_special_tokens=True)
+                   for c, m in zip(completions, mask)]
+        for row, reply in enumerate(replies):
+            problem = indices[row // config.group_size]
+            rewards[problem, row % config.group_size] = reward(
+                reply, problems[problem].answer, config.format_reward)
+    advantages = group_advantages(rewards)  # (prompts, G)
+
+    model.train()
+    old_logps, ref_logps = [], []  # per batch, fixed at the first update
+    for update in range(config.updates_per_batch):  # mu in DeepSeekMath's Algorithm 1
+        total_kl = 0.0
+        for b, (prompts, completions, mask, indices) in enumerate(batches):
+            share = len(indices) / len(problems)  # every answer weighs the same in the mean
+            logp = completion_logprobs(model, prompts, completions)
+            if update == 0:  # pi_old: the policy that sampled, not yet updated
+                old_logps.append(logp.detach())
+                with torch.no_grad():
+                    ref_logps.append(completion_logprobs(reference, prompts, completions))
+            batch_advantages = advantages[indices].flatten().to(logp.device)  # (n * G,)
+            loss, kl = grpo_loss(logp, old_logps[b], ref_logps[b], batch_advantages, mask,
+                                 config.clip_eps, config.beta)
+            (loss * share).backward()
+            total_kl += kl.item() * share
+        grad_norm, maxvio = optimizer_step(model, optimizer, config.grad_clip,
+                                           bias_update_speed=config.bias_update_speed)
+    return {"reward": rewards.mean().item(), "accuracy": (rewards >= 1).float().mean().item(),
+            "kl": total_kl, "grad_norm": grad_norm, "maxvio": maxvio}

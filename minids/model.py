@@ -86,6 +86,7 @@ class MiniDeepSeek(nn.Module):
     def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None):
         """input_ids (B, T). With a cache the tokens continue the cached ones and attention
         runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens."""
+        check_token_ids(input_ids, self.config.vocab_size)
         B, T = input_ids.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.max_position_embeddings:
@@ -153,6 +154,22 @@ class MiniDeepSeek(nn.Module):
                 per_expert = sum(p[0].numel() for p in experts.parameters())
                 total -= (c.n_routed_experts - c.num_experts_per_tok) * per_expert
         return total
+
+
+def check_token_ids(input_ids, vocab_size: int):
+    """ValueError unless input_ids is a (batch, T) integer tensor, T >= 1, of ids in
+    [0, vocab_size) (an id outside gives a cryptic index error, or on CUDA a device
+    assert, deep inside the embedding)."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must be a (batch, T) tensor of token ids with batch, "
+                         f"T >= 1, got {shape}")
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(f"token ids must be in [0, vocab_size={vocab_size}), got ids from "
+                         f"{low} to {high}")
 
 
 def cross_entropy(logits, targets):

@@ -34,6 +34,16 @@ class Router(nn.Module):
         self.register_buffer("load", torch.zeros(self.n_experts, dtype=torch.long), persistent=False)
         self.register_buffer("last_load", torch.zeros_like(self.load), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        """Casting the model (model.to(torch.bfloat16)) leaves the bias in fp32, as
+        DeepSeek's and transformers' code keep it: in bf16 a step of gamma = 0.001 on a
+        bias near 0.3 rounds to 0 or to twice its size. Device moves apply as usual."""
+        bias = self.bias
+        super()._apply(fn, recurse)
+        if bias.dtype == torch.float32 and self.bias.dtype != torch.float32:
+            self.bias = bias.to(device=self.bias.device)  # the fp32 values, not a round trip
+        return self
+
     def affinities(self, x: torch.Tensor) -> torch.Tensor:
         """s = sigmoid(x e^T) in fp32 (or fp64): (N, hidden) -> (N, n_experts)."""
         dtype = torch.promote_types(x.dtype, torch.float32)

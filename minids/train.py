@@ -4,8 +4,9 @@ a JSONL log, checkpoints and exact resume. Runs on one device, or on several pro
 under `torchrun` with DistributedDataParallel.
 
 A run folder holds the model checkpoint (`model.safetensors`, `config.json`), the training
-state needed to resume (`train_state.safetensors`, `train_state.json`) and `log.jsonl`.
-Nothing in it is pickled.
+state needed to resume (`train_state.safetensors`, `train_state.json`) and `log.jsonl`,
+written as one unit (minids.runs). Nothing in it is pickled. Ctrl-C or SIGTERM finish the
+step, save it and stop.
 """
 
 import dataclasses
@@ -20,18 +21,18 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from minids import checkpoint, default_device
+from minids import default_device, runs
 from minids.config import ModelConfig
 from minids.data import Batches
 from minids.fp8 import convert_to_fp8
 from minids.model import MiniDeepSeek
 from minids.moe import max_violation
+from minids.runs import LOG_FILE, GracefulStop, RunInterrupted
 from minids.schedule import LRSchedule
 
-STATE_TENSORS, STATE_JSON, LOG_FILE = "train_state.safetensors", "train_state.json", "log.jsonl"
+RESUME_COMMAND = "python -m minids train --resume"
 
 
 @dataclass
@@ -92,12 +93,23 @@ def progress_bar(iterable=None, show: bool = True, **kwargs) -> tqdm:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    """'auto' picks cuda, then mps, then cpu; 'cpu', 'cuda', 'cuda:N' and 'mps' are
+    checked against what this machine has (ValueError otherwise)."""
     if name == "auto":
         return default_device()
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} cannot run a model here; use auto, cpu, cuda or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but torch sees no CUDA device")
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} asked for, but torch sees "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} asked for, but this machine has no MPS device")
     return device
 
 
@@ -158,8 +170,12 @@ class Trainer:
                                rank=self.rank, world_size=self.world_size)
         self.val_tokens = val_tokens
         self.step = 0
-        if resume and (self.out_dir / STATE_JSON).exists():
+        held = runs.saved_step(self.out_dir)
+        if resume and held is not None:
             self.load_state()
+        elif not resume and (held is not None or (self.out_dir / LOG_FILE).exists()):
+            raise ValueError(f"{self.out_dir} holds a run: resume it (resume=True) or "
+                             "train into another folder")
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model)
                     if self.world_size > 1 else None)
 
@@ -168,22 +184,28 @@ class Trainer:
         return self.rank == 0
 
     def run(self, until_step: int | None = None) -> MiniDeepSeek:
-        """Train to config.steps, or stop (and save) after until_step steps."""
+        """Train to config.steps, or stop (and save) after until_step steps. Ctrl-C or
+        SIGTERM: the step in progress finishes and is saved, then RunInterrupted."""
         c = self.config
         stop = c.steps if until_step is None else min(until_step, c.steps)
         bar = progress_bar(show=c.progress and self.is_main, total=c.steps,
                            initial=self.step, desc="train")
-        while self.step < stop:
-            record = self.train_step()
-            self.step += 1
-            if self.step % c.eval_every == 0 or self.step == c.steps:
-                record.update(self.evaluate())
-            if self.is_main:
-                self.log(record)
-            if self.step % c.checkpoint_every == 0 or self.step == stop:
-                self.save_state()
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['main_loss']:.3f}", lr=f"{record['lr']:.1e}")
+        with GracefulStop() as interrupt:
+            while self.step < stop:
+                record = self.train_step()
+                self.step += 1
+                if self.step % c.eval_every == 0 or self.step == c.steps:
+                    record.update(self.evaluate())
+                if self.is_main:
+                    self.log(record)
+                if (self.step % c.checkpoint_every == 0 or self.step == stop
+                        or interrupt.requested):
+                    self.save_state()
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['main_loss']:.3f}", lr=f"{record['lr']:.1e}")
+                if interrupt.requested and self.step < stop:
+                    bar.close()
+                    raise RunInterrupted(self.step, self.out_dir, RESUME_COMMAND)
         bar.close()
         return self.model
 
@@ -238,33 +260,16 @@ class Trainer:
     def save_state(self):
         if not self.is_main:
             return
-        checkpoint.save(self.model, self.out_dir)
         tensors = {"rng.torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        for index, state in self.optimizer.state_dict()["state"].items():
-            for key, value in state.items():
-                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
-        save_file(tensors, str(self.out_dir / STATE_TENSORS))
-        meta = {"step": self.step, "train_config": dataclasses.asdict(self.config),
+        meta = {"train_config": dataclasses.asdict(self.config),
                 "batches": self.batches.state_dict(), "python_random": random.getstate()}
-        (self.out_dir / STATE_JSON).write_text(json.dumps(meta, indent=1))
+        runs.save_checkpoint(self.out_dir, self.model, self.step, tensors, meta,
+                             self.optimizer)
 
     def load_state(self):
-        meta = json.loads((self.out_dir / STATE_JSON).read_text())
-        saved = checkpoint.load(self.out_dir, device=self.device)
-        if saved.config != self.model.config:
-            raise ValueError(f"{self.out_dir} was trained with a different model config")
-        self.model.load_state_dict(saved.state_dict())
-        tensors = load_file(str(self.out_dir / STATE_TENSORS))
-        optim_state = self.optimizer.state_dict()
-        for name, value in tensors.items():
-            if name.startswith("optim."):
-                _, index, key = name.split(".", 2)
-                optim_state["state"].setdefault(int(index), {})[key] = value.to(self.device)
-        for index, state in optim_state["state"].items():
-            state["step"] = state["step"].cpu()  # AdamW keeps its step counter on the CPU
-        self.optimizer.load_state_dict(optim_state)
+        meta, tensors = runs.restore(self.out_dir, self.model, self.optimizer)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -76,3 +78,23 @@ def test_bad_requests_raise_clear_errors(tokens, kwargs, message):
 def test_prompt_of_wrong_shape_is_rejected():
     with pytest.raises(ValueError, match=r"\(batch, T\)"):
         minids.generate(tiny_model(), torch.tensor([1, 2, 3]), 4)
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -1.0])
+def test_a_bad_temperature_is_refused_and_the_models_mode_is_kept(temperature):
+    model = tiny_model().train()
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        minids.generate(model, torch.tensor([[1, 2, 3]]), 4, temperature=temperature)
+    assert model.training
+
+
+def test_generate_restores_the_mode_even_when_decoding_fails(monkeypatch):
+    model = tiny_model().train()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(sys.modules["minids.generate"], "sample_next", broken)
+    with pytest.raises(RuntimeError):
+        minids.generate(model, torch.tensor([[1, 2, 3]]), 4)
+    assert model.training

@@ -72,3 +72,16 @@ def test_seed_and_device_helpers():
     minids.seed(5)
     assert torch.equal(a, torch.rand(3))
     assert minids.default_device().type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.parametrize("ids, says", [
+    (torch.tensor([[1, 2, 128]]), r"token ids must be in \[0, vocab_size=128\), got ids from 1 to 128"),
+    (torch.tensor([[-1, 2]]), r"\[0, vocab_size=128\), got ids from -1 to 2"),
+    (torch.tensor([1, 2, 3]), r"must be a \(batch, T\) tensor of token ids .* got \(3,\)"),
+    (torch.zeros(1, 0, dtype=torch.long), r"got \(1, 0\)"),
+    (torch.tensor([[1.0, 2.0]]), "must hold integer token ids, got torch.float32"),
+    ([[1, 2]], r"got list"),
+])
+def test_bad_token_ids_raise_a_value_error_naming_the_problem(ids, says):
+    with pytest.raises(ValueError, match=says):
+        tiny_model()(ids)

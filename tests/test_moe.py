@@ -162,3 +162,17 @@ def test_the_batch_wise_loss_lets_each_sequence_lean_if_the_batch_is_even():
     assert batch_balance_loss(lean.view(-1, E), K, 1.0) == per_batch  # (N, E) as well
     one = lean[:1]
     assert torch.equal(batch_balance_loss(one, K, 1.0), sequence_balance_loss(one, K, 1.0))
+
+
+def test_the_routing_bias_stays_fp32_when_the_model_is_cast():
+    model = minids.MiniDeepSeek(tiny_config())
+    for router in model.routers():
+        router.bias.fill_(0.3)
+    model.to(torch.bfloat16)
+    router = model.routers()[0]
+    assert router.bias.dtype == torch.float32 and router.weight.dtype == torch.bfloat16
+    for _ in range(100):  # in bf16 each step of 0.001 near 0.3 would round away or double
+        router.bias += 0.001
+    assert router.bias[0].item() == pytest.approx(0.4, abs=1e-5)
+    model.float()
+    assert torch.equal(model.routers()[0].bias, router.bias)  # no round trip through bf16
