@@ -81,9 +81,13 @@ def build_parser() -> Parser:
                            help="start again in an --out that holds a run (its files go)")
         _add_common(stage)
 
-    export = commands.add_parser("export", help="a release folder: bf16 weights, config, tokenizer, log")
+    export = commands.add_parser("export", help="a release folder: bf16 weights, config, "
+                                 "tokenizer, log (or, with --hf, a transformers folder)")
     export.add_argument("--checkpoint", required=True, metavar="DIR")
     export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument("--hf", action="store_true",
+                        help="write a folder that transformers' AutoTokenizer and "
+                             "AutoModelForCausalLM load")
     export.add_argument("--overwrite", action="store_true",
                         help="replace the model in an --out that holds one")
     _add_common(export)
@@ -254,6 +258,12 @@ def run_export(args):
         raise ValueError(f"--out {out} is the --checkpoint folder: export writes a new folder")
     model, tokenizer, _ = load_run(args, source)
     runs.prepare_new_run(out, args.overwrite)
+    if args.hf:
+        from minids.hf import save_hf
+
+        save_hf(model.cpu(), out, tokenizer)
+        print(f"saved {out} (transformers' DeepseekV3ForCausalLM and its tokenizer)")
+        return
     save(model.cpu(), out, dtype=torch.bfloat16)
     tokenizer.save(out / "tokenizer.json")
     if (source / LOG_FILE).is_file():

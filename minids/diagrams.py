@@ -738,5 +738,50 @@ def mtp_across_positions(config=None, positions: int = 4) -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------------------
+# Appendix A: minids in the Hugging Face ecosystem.
+# --------------------------------------------------------------------------------------
+
+def hf_ecosystem(config=None) -> Figure:
+    """Appendix A: what `save_hf` writes, and which transformers classes read each file."""
+    c = _config(config)
+    fig, ax = _canvas(9, 4.6, "From a minids run folder to the Hugging Face classes")
+    column_top, pitch, h = 3.55, 0.78, 0.62
+
+    _region(ax, 0.15, 0.55, 2.55, 4.1, role="op")
+    _text(ax, 1.35, 3.95, "minids run folder", size=FONT, weight="bold")
+    ours = (("model.safetensors", "minids names\n(wq_a, experts.w1 ...)"),
+            ("config.json", f"ModelConfig\n({c.num_hidden_layers} layers, MLA, MoE)"),
+            ("tokenizer.json", "BPE, chat template\nin Python"))
+    for i, (name, note) in enumerate(ours):
+        y = column_top - i * pitch - 0.2
+        _box(ax, 1.35, y, 2.1, h, f"{name}\n{note}", role="data", size=SMALL)
+
+    convert = _box(ax, 3.25, 2.3, 1.1, 1.0, "save_hf\n\nexport --hf", role="op", size=SMALL)
+    _arrow(ax, (2.55, 2.3), convert.left)
+
+    _region(ax, 3.95, 0.2, 6.45, 4.1, role="op")
+    _text(ax, 5.2, 3.95, "transformers folder", size=FONT, weight="bold")
+    theirs = (("model.safetensors", "DeepseekV3 names,\nsame tensors"),
+              ("config.json", "DeepseekV3Config,\nbos / eos / pad ids"),
+              ("tokenizer.json + _config", "same BPE; chat\ntemplate in Jinja"),
+              ("generation_config.json", "greedy, stops\nat <|eos|>"))
+    rows = []
+    for i, (name, note) in enumerate(theirs):
+        y = column_top - i * pitch - 0.2
+        rows.append(_box(ax, 5.2, y, 2.2, h, f"{name}\n{note}", role="data", size=SMALL))
+    _arrow(ax, convert.right, (3.95, 2.3))
+
+    users = (("AutoModelForCausalLM\n.generate, pipeline", 3.35),
+             ("AutoTokenizer\napply_chat_template", 2.3),
+             ("AutoModelForSequence-\nClassification + Trainer", 1.25))
+    for text, y in users:
+        box = _box(ax, 7.7, y, 2.2, 0.72, text, role="op", size=SMALL)
+        _arrow(ax, (6.45, y), box.left)
+    _text(ax, 4.5, 0.05, "logits and greedy tokens equal minids' own; the classifier adds "
+          "one new matrix, score", color=MUTED, va="bottom")
+    return fig
+
+
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
-            bias_balancing_loop, mtp_across_positions)
+            bias_balancing_loop, mtp_across_positions, hf_ecosystem)

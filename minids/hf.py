@@ -21,6 +21,8 @@ MTP modules: `to_hf` drops ours, and `from_hf` returns a model with num_mtp_laye
 `transformers` is imported inside the functions only: `import minids` never needs it.
 """
 
+from pathlib import Path
+
 import torch
 
 from minids.config import ModelConfig
@@ -182,6 +184,102 @@ def from_hf(hf_model) -> MiniDeepSeek:
     return model.float().eval()
 
 
-def save_hf(model: MiniDeepSeek, path) -> None:
-    """Write a folder that transformers.AutoModelForCausalLM.from_pretrained(path) loads."""
-    to_hf(model).save_pretrained(path)
+# The chat template of minids.tokenizer.Tokenizer.chat_prompt, in the Jinja that
+# transformers' apply_chat_template renders: the same ids, turn for turn.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'system' %}<|system|>{{ message['content'] }}"
+    "{% elif message['role'] == 'user' %}<|user|>{{ message['content'] }}"
+    "{% elif message['role'] == 'assistant' %}<|assistant|>{{ message['content'] }}<|eos|>"
+    "{% else %}{{ raise_exception('unknown chat role ' + message['role']) }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def save_hf(model: MiniDeepSeek, path, tokenizer=None) -> Path:
+    """Write a folder that transformers' AutoModelForCausalLM.from_pretrained(path) loads,
+    offline. With a minids Tokenizer, AutoTokenizer.from_pretrained(path) loads too
+    (save_hf_tokenizer), the config names the special tokens, and generation_config.json
+    makes model.generate greedy and stop at <|eos|>, as minids' chat does. The MTP
+    modules are stored as DeepSeek-V3's release stores them (mtp_state); see
+    allow_mtp_loading for generate(use_mtp=True). Returns path."""
+    from safetensors.torch import load_file, save_file
+    from transformers import GenerationConfig
+
+    path = Path(path)
+    hf_model = to_hf(model)
+    hf_model.config.num_mtp_layers = len(model.mtp)
+    if tokenizer is not None:
+        special = dict(bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
+                       pad_token_id=tokenizer.pad_id)
+        for name, value in special.items():
+            setattr(hf_model.config, name, value)
+        hf_model.generation_config = GenerationConfig(**special, do_sample=False)
+    hf_model.save_pretrained(path)
+    if model.mtp:
+        weights = path / "model.safetensors"
+        tensors = {**load_file(str(weights)), **mtp_state(model)}
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+    if tokenizer is not None:
+        save_hf_tokenizer(tokenizer, path, model.config.max_position_embeddings)
+    return path
+
+
+def mtp_state(model: MiniDeepSeek) -> dict[str, torch.Tensor]:
+    """The MTP modules as DeepSeek-V3's released checkpoint stores them: module k (1..D)
+    is `model.layers.{L + k - 1}`, a decoder layer under the names transformers writes
+    to disk (one key per expert and matrix), plus enorm, hnorm, eh_proj (M_k) and
+    shared_head.norm (our module's final norm). Embedding and head are the main model's."""
+    L, out = model.config.num_hidden_layers, {}
+    for k, module in enumerate(model.mtp):
+        prefix = f"model.layers.{L + k}."
+        for name, tensor in module.block.state_dict().items():
+            matrix = {"experts.w1": "gate_proj", "experts.w3": "up_proj", "experts.w2": "down_proj"}
+            kind = next((v for key, v in matrix.items() if name.endswith(key)), None)
+            if kind is None:
+                out[prefix + _hf_key(name).removeprefix("model.")] = tensor
+                continue
+            experts = _hf_key(name.rsplit(".", 1)[0]).removeprefix("model.")  # ...mlp.experts
+            for i, expert in enumerate(tensor):  # w1[i], w3[i]: (I, H); w2[i]: (H, I)
+                out[f"{prefix}{experts}.{i}.{kind}.weight"] = expert
+        for ours, theirs in (("enorm", "enorm"), ("hnorm", "hnorm"), ("eh_proj", "eh_proj"),
+                             ("norm", "shared_head.norm")):
+            out[f"{prefix}{theirs}.weight"] = getattr(module, ours).weight
+    return {k: v.detach().float().cpu().contiguous() for k, v in out.items()}
+
+
+def allow_mtp_loading(hf_model):
+    """Let transformers' generate(use_mtp=True) find the MTP modules of a save_hf folder.
+    transformers 5.23 looks for them under DeepSeek-V3's own layer number, `model.layers.61`
+    (DeepseekV3ForCausalLM._keys_to_ignore_on_load_unexpected): for a model of L layers
+    this points the instance at `model.layers.L` instead. Returns hf_model."""
+    L, D = hf_model.config.num_hidden_layers, hf_model.config.num_mtp_layers
+    hf_model._keys_to_ignore_on_load_unexpected = [rf"model\.layers\.{L + k}\..*"
+                                                   for k in range(D)]
+    return hf_model
+
+
+def save_hf_tokenizer(tokenizer, path, model_max_length: int) -> None:
+    """tokenizer.json and tokenizer_config.json for transformers' AutoTokenizer: the same
+    BPE, with <|bos|> put in front of a text (as Tokenizer.encode(text, bos=True) does),
+    <|bos|>/<|eos|>/<|pad|> named, and the chat template. One difference is transformers'
+    convention: a literal "<|eos|>" in a text is read as the special token, where minids
+    keeps it as text."""
+    import json
+
+    from tokenizers import Tokenizer as Backend, processors
+
+    backend = Backend.from_str(tokenizer.backend.to_str())
+    backend.encode_special_tokens = False  # so that the chat template's markers are tokens
+    bos = tokenizer.id_to_token(tokenizer.bos_id)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.bos_id)])
+    path = Path(path)
+    backend.save(str(path / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": bos,
+        "eos_token": tokenizer.id_to_token(tokenizer.eos_id),
+        "pad_token": tokenizer.id_to_token(tokenizer.pad_id), "chat_template": CHAT_TEMPLATE,
+        "model_max_length": model_max_length, "clean_up_tokenization_spaces": False,
+    }
+    (path / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n")

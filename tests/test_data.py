@@ -411,3 +411,19 @@ def test_chat_examples_mix_math_code_and_stories():
             assert answer.split()[-1].rstrip(".") in prompt
         elif not prompt.startswith(("Continue", "Write")):
             assert data.extract_answer(answer) is not None
+
+
+def test_the_sentiment_stories_are_balanced_seeded_and_end_their_way(tmp_path):
+    from minids.corpus.sentiment import sentiment_examples, write_sentiment
+
+    examples = sentiment_examples(40)
+    assert sum(e["label"] for e in examples) == 20
+    assert examples == sentiment_examples(40) != sentiment_examples(40, seed=1)
+    for example in examples:  # the last paragraph says which way the story ends
+        ending = example["text"].split("\n\n")[-1]
+        sad_words = any(w in ending for w in ("cried", "sad", "lonely", "spoiled", "broke",
+                                              "lost", "crying", "heavy", "far away"))
+        assert sad_words == (example["label"] == 0), ending
+    paths = write_sentiment(tmp_path, n_train=10, n_test=6)
+    assert [len(paths[s].read_text().splitlines()) for s in ("train", "test")] == [10, 6]
+    assert paths["train"].read_text() != paths["test"].read_text()

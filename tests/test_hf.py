@@ -190,3 +190,79 @@ def test_importing_minids_does_not_import_transformers():
     code = "import sys, minids, minids.hf; assert 'transformers' not in sys.modules"
     root = Path(minids.__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_save_hf_with_the_tokenizer_gives_a_folder_the_auto_classes_load(tmp_path):
+    from tests.test_sft_grpo import TOKENIZER, tiny_chat_model
+
+    model = tiny_chat_model().eval()
+    save_hf(model, tmp_path, TOKENIZER)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    texts = ["Once upon a time, a fox.", "x = 4\nprint(x * 3)", "12 + 345 = 357"]
+    for text in texts:
+        assert tokenizer(text)["input_ids"] == TOKENIZER.encode(text, bos=True)
+        assert tokenizer.decode(TOKENIZER.encode(text, bos=True), skip_special_tokens=True) == text
+    conversation = [{"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "What is 3 + 4?"},
+                    {"role": "assistant", "content": "7"},
+                    {"role": "user", "content": "And 5 + 6?"}]
+    rendered = tokenizer.apply_chat_template(conversation, add_generation_prompt=True)
+    assert rendered["input_ids"] == TOKENIZER.chat_prompt(conversation)
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) == (0, 1, 2)
+    prompt = torch.tensor([TOKENIZER.encode(texts[0], bos=True)])
+    theirs = hf_model.generate(prompt, max_length=40, num_return_sequences=1)
+    ours = generate(model, prompt, 40 - prompt.shape[1], eos_token_id=TOKENIZER.eos_id)
+    assert torch.equal(theirs, ours)
+
+
+def test_export_hf_on_the_command_line(tmp_path, capsys):
+    from minids.__main__ import main
+    from tests.test_sft_grpo import TOKENIZER, tiny_chat_model
+
+    minids.save(tiny_chat_model(), tmp_path / "run")
+    TOKENIZER.save(tmp_path / "run" / "tokenizer.json")
+    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "hf"),
+                 "--hf", "--device", "cpu"]) == 0
+    names = {p.name for p in (tmp_path / "hf").iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+            "tokenizer_config.json"} <= names
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path / "hf").pad_token == "<|pad|>"
+
+
+def mtp_logits_of(mtp_model, hf_model, tokens):
+    """transformers' MTP module 1 on every position: h_i (main model) and t_(i+1)."""
+    T = tokens.shape[1]
+    with torch.no_grad():
+        hidden = hf_model.model(tokens).last_hidden_state[:, :-1]
+        h = mtp_model.forward_layer(0, hidden, torch.arange(1, T)[None], None,
+                                    input_ids=tokens[:, 1:])
+        return mtp_model._project_to_logits(h)
+
+
+def test_the_mtp_module_is_exported_in_deepseeks_layout_and_loads_into_transformers(tmp_path):
+    from transformers.modeling_layers import MtpModel
+
+    from minids.hf import allow_mtp_loading, mtp_state
+
+    model = random_model(TINY, bias_std=0.2)
+    L = TINY.num_hidden_layers
+    keys = set(mtp_state(model))
+    assert {f"model.layers.{L}.{n}.weight" for n in ("enorm", "hnorm", "eh_proj",
+                                                     "shared_head.norm")} <= keys
+    assert f"model.layers.{L}.mlp.experts.0.gate_proj.weight" in keys
+    save_hf(model, tmp_path)
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    # transformers looks for the MTP weights at DeepSeek-V3's layer 61, and finds none
+    with pytest.raises(RuntimeError, match="MtpModel weights are missing"):
+        MtpModel.from_pretrained(hf_model)
+    mtp_model = MtpModel.from_pretrained(allow_mtp_loading(hf_model)).eval()
+    tokens = random_tokens(TINY.vocab_size, shape=(1, 16))
+    T = tokens.shape[1]
+    with torch.no_grad():
+        out = model(tokens)
+        _, ours, _ = model.mtp[0](out.hidden[:, :-1], tokens[:, 1:], model.rope_cos[: T - 1],
+                                  model.rope_sin[: T - 1])
+    assert max_diff(mtp_logits_of(mtp_model, hf_model, tokens), ours) <= TOL
+    drafted = hf_model.generate(tokens[:, :8], max_new_tokens=12, do_sample=False, use_mtp=True)
+    assert torch.equal(drafted, generate(model, tokens[:, :8], 12))

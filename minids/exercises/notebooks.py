@@ -125,11 +125,15 @@ def read_setup_cell(path="book/setup_cell.py") -> str:
     return source
 
 
-def student_link(name: str, repository: dict) -> str:
-    """The markdown that opens the student copy of chapter `name` (a file name) in Colab."""
+def student_link(name: str, repository: dict, exercises: bool = True) -> str:
+    """The markdown that opens the student copy of chapter `name` (a file name) in Colab;
+    for a page without exercises (an appendix), the copy is the page without outputs."""
     github = repository["url"].removeprefix("https://github.com/")
     url = (f"https://colab.research.google.com/github/{github}/blob/"
            f"{repository['branch']}/student/{name}")
+    if not exercises:
+        return (f"**Run it yourself:** [open a copy without outputs in Colab]({url}), or run "
+                "`python -m minids.exercises student` for local copies.")
     return (f"**Exercises without the solutions:** [open this chapter's student copy in "
             f"Colab]({url}), or run `python -m minids.exercises student` for local copies.")
 
@@ -185,7 +189,9 @@ def sync_notebooks(notebooks_dir="notebooks", setup_cell="book/setup_cell.py") -
     changed = []
     for path in sorted(Path(notebooks_dir).glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        linked = repository and sync_student_link(notebook, student_link(path.name, repository))
+        exercises = any(has_solution(cell) for cell in notebook.cells)
+        link = repository and student_link(path.name, repository, exercises)
+        linked = repository and sync_student_link(notebook, link)
         if sync(notebook, setup_source) | bool(linked):
             nbformat.write(notebook, path)
             changed.append(path)
