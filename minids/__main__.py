@@ -67,6 +67,8 @@ def build_parser() -> Parser:
     train.add_argument("--overwrite", action="store_true",
                        help="start again in an --out that holds a run (its files go)")
     train.add_argument("--fp8", action="store_true", help="emulated FP8 GEMMs")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                       help="fp32 (default) or bf16 autocast with fp32 weights")
     _add_common(train)
 
     for name, text in (("sft", "supervised fine-tuning of a pretrained checkpoint"),
@@ -132,7 +134,7 @@ def run_train(args):
     device = resolve_device(args.device)
     tokenizer = load_tokenizer(Path(args.data))
     if args.resume:
-        _refuse_with_resume(args, "preset", "out", "fp8", "overwrite")
+        _refuse_with_resume(args, "preset", "out", "fp8", "precision", "overwrite")
         out = Path(args.resume)
         meta, _ = runs.read_state(out)
         model_config = load_config(out)
@@ -146,7 +148,8 @@ def run_train(args):
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TRAIN_PRESETS)}")
         # the vocabulary is the tokenizer's (the tiny preset's 128 is for unit tests)
         model_config = ModelConfig.preset(preset, vocab_size=tokenizer.vocab_size)
-        settings = {**TRAIN_PRESETS[preset], "fp8": args.fp8}
+        settings = {**TRAIN_PRESETS[preset], "fp8": args.fp8,
+                    "precision": args.precision or "fp32"}
         train_config = TrainConfig(**{**settings, **({"steps": args.steps} if args.steps else {})})
         out = Path(args.out or f"runs/{preset}")
     if tokenizer.vocab_size != model_config.vocab_size:

@@ -3,11 +3,12 @@ architecture pays for itself.
 
 Three measurements, all in one run so that they share the machine's state:
 
-1. The matmul peak: the best FP32 FLOP/s of one `torch.mm` on this device (square
-   matrices of a few sizes, best of several repeats).
-2. Training throughput: tokens/s of the real training step (`Trainer.train_step`: forward,
-   backward, AdamW, bias update) and the model FLOP/s it implies: MFU = the step's FLOPs
-   (counted from the config, `training_flops`) / step time / matmul peak.
+1. The matmul peaks: the best FP32 and BF16 FLOP/s of one `torch.mm` on this device
+   (square matrices of a few sizes, best of several repeats).
+2. Training throughput, in FP32 and with BF16 autocast (`precision="bf16"`): tokens/s of
+   the real training step (`Trainer.train_step`: forward, backward, AdamW, bias update)
+   and the model FLOP/s it implies: MFU = the step's FLOPs (counted from the config,
+   `training_flops`) / step time / the matmul peak of that precision.
 3. Equal wall-clock: the model, the same model without its MTP modules, and a dense
    baseline with the same active parameters per token (multi-head attention, dense SwiGLU
    in every layer, no MTP) each train for the same number of seconds; we compare their
@@ -33,11 +34,12 @@ from minids.moe import Experts
 from minids.train import TRAIN_PRESETS, TrainConfig, Trainer
 
 
-def matmul_peak(device, sizes=(512, 1024, 2048), repeats=5) -> float:
-    """The best FLOP/s of an FP32 (n x n) @ (n x n) matmul over the sizes given."""
+def matmul_peak(device, sizes=(512, 1024, 2048), repeats=5, dtype=torch.float32) -> float:
+    """The best FLOP/s of a (n x n) @ (n x n) matmul in dtype over the sizes given."""
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         a @ b  # warm up the kernel and the allocator
         for _ in range(repeats):
             _synchronize(device)
@@ -137,19 +139,27 @@ def run(preset: str, train_tokens, val_tokens, device, seconds: float, model_con
     as it is measured."""
     config = model_config or ModelConfig.preset(preset)
     train_config = TrainConfig(**{**TRAIN_PRESETS[preset], "progress": False, "eval_batches": 16})
-    peak = matmul_peak(device)
-    report(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (fp32, {torch.get_num_threads()} threads, {device})")
-
-    with tempfile.TemporaryDirectory() as out_dir:
-        trainer = Trainer(config, train_config, train_tokens, val_tokens, out_dir, device)
-        seconds_per_step = throughput(trainer, steps=10)
     seq_len = train_tokens.shape[1] - 1
     tokens_per_step = train_config.batch_size * seq_len
     flops = training_flops(config, train_config.batch_size, seq_len)
-    mfu = flops / seconds_per_step / peak
-    report(f"training: {seconds_per_step * 1e3:.0f} ms/step, "
-           f"{tokens_per_step / seconds_per_step:,.0f} tokens/s, "
-           f"{flops / seconds_per_step / 1e9:.1f} GFLOP/s = {mfu:.0%} of the matmul peak")
+    speed = {}
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        peak = matmul_peak(device, dtype=dtype)
+        report(f"matmul peak, {precision}: {peak / 1e9:.1f} GFLOP/s "
+               f"({torch.get_num_threads()} threads, {device})")
+        with tempfile.TemporaryDirectory() as out_dir:
+            trainer = Trainer(config, dataclasses.replace(train_config, precision=precision),
+                              train_tokens, val_tokens, out_dir, device)
+            seconds_per_step = throughput(trainer, steps=10)
+        mfu = flops / seconds_per_step / peak
+        speed[precision] = {"matmul_peak_flops": peak, "seconds_per_step": seconds_per_step,
+                            "tokens_per_s": tokens_per_step / seconds_per_step, "mfu": mfu}
+        report(f"training, {precision}: {seconds_per_step * 1e3:.0f} ms/step, "
+               f"{tokens_per_step / seconds_per_step:,.0f} tokens/s, "
+               f"{flops / seconds_per_step / 1e9:.1f} GFLOP/s = {mfu:.0%} of the {precision} "
+               "matmul peak")
+    report(f"bf16 autocast: {speed['fp32']['seconds_per_step'] / speed['bf16']['seconds_per_step']:.2f}x "
+           "the fp32 tokens/s")
 
     dense = dense_baseline(config)
     report(f"equal wall-clock ({seconds:.0f} s each): {preset} "
@@ -165,8 +175,7 @@ def run(preset: str, train_tokens, val_tokens, device, seconds: float, model_con
         report(f"  {name:>{width}}: {result['steps']} steps in {result['seconds']:.0f} s, "
                f"val loss {result['val_loss']:.3f}")
     return {"preset": preset, "device": str(device), "threads": torch.get_num_threads(),
-            "matmul_peak_flops": peak, "step_flops": flops, "seconds_per_step": seconds_per_step,
-            "tokens_per_s": tokens_per_step / seconds_per_step, "mfu": mfu,
+            "step_flops": flops, **speed["fp32"], "bf16": speed["bf16"],
             "equal_time_seconds": seconds, "runs": runs}
 
 

@@ -185,28 +185,34 @@ def load_tokens(data_dir="data", split: str = "train", seq_len: int | None = Non
 
 class Batches:
     """Batches of packed rows in a seeded random order, one new order per epoch, that
-    resume exactly: `state_dict()` is (epoch, position) and a fresh `Batches` given it
-    with `load_state_dict` yields the very batches the interrupted one would have.
+    resume exactly: `state_dict()` is (epoch, rows used in it) and a fresh `Batches` given
+    it with `load_state_dict` yields the very batches the interrupted one would have.
 
-    `batch_size` is the GLOBAL batch size. With world_size > 1 (DistributedDataParallel)
-    rank r takes rows [r*b, (r+1)*b) of every global batch, b = batch_size // world_size:
-    the ranks see disjoint data, and together exactly the batches of a single process.
+    `batch_size` is the GLOBAL batch size; `next_batch(n)` takes a batch of n rows instead
+    (a batch-size ramp changes n from step to step). An epoch ends when the next batch
+    would not fit in its remaining rows. With world_size > 1 (DistributedDataParallel)
+    rank r takes rows [r*b, (r+1)*b) of every global batch, b = size // world_size: the
+    ranks see disjoint data, and together exactly the batches of a single process.
     Iteration never ends (the epoch counter just grows); len() is batches per epoch.
     Yields (inputs, targets), each (b, seq_len)."""
 
     def __init__(self, tokens: torch.Tensor, batch_size: int, seed: int = 0, rank: int = 0,
                  world_size: int = 1, shuffle: bool = True, device=None):
-        if batch_size % world_size:
-            raise ValueError(f"batch_size ({batch_size}) must be divisible by world_size ({world_size})")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        if len(tokens) < batch_size:
-            raise ValueError(f"{len(tokens)} rows cannot fill one batch of {batch_size}")
-        self.tokens, self.batch_size, self.seed = tokens, batch_size, seed
+        self.tokens, self.seed = tokens, seed
         self.rank, self.world_size, self.shuffle, self.device = rank, world_size, shuffle, device
-        self.local_batch_size = batch_size // world_size
-        self.epoch, self.position = 0, 0
+        self.batch_size = self._checked(batch_size)
+        self.epoch, self.row = 0, 0  # row: rows of this epoch's order already used
         self._order_epoch, self._order = None, None
+
+    def _checked(self, batch_size: int) -> int:
+        if batch_size % self.world_size:
+            raise ValueError(f"batch_size ({batch_size}) must be divisible by world_size "
+                             f"({self.world_size})")
+        if len(self.tokens) < batch_size:
+            raise ValueError(f"{len(self.tokens)} rows cannot fill one batch of {batch_size}")
+        return batch_size
 
     def __len__(self) -> int:
         return len(self.tokens) // self.batch_size
@@ -223,31 +229,35 @@ class Batches:
     def __iter__(self):
         return self
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's (inputs, targets) of the next global batch; same as next(self)."""
-        return next(self)
-
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.position >= len(self):
-            self.epoch, self.position = self.epoch + 1, 0
-        start = self.position * self.batch_size + self.rank * self.local_batch_size
-        index = self.order(self.epoch)[start:start + self.local_batch_size]
-        self.position += 1
+        return self.next_batch()
+
+    def next_batch(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's (inputs, targets) of the next global batch, of batch_size rows
+        (default: the batch_size given at construction)."""
+        size = self.batch_size if batch_size is None else self._checked(batch_size)
+        if self.row + size > len(self.tokens):
+            self.epoch, self.row = self.epoch + 1, 0
+        local = size // self.world_size
+        start = self.row + self.rank * local
+        index = self.order(self.epoch)[start:start + local]
+        self.row += size
         rows = self.tokens[torch.tensor(index)]  # (b, seq_len+1)
         if self.device is not None:
             rows = rows.to(self.device)
         return rows[:, :-1], rows[:, 1:]
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "seed": self.seed,
-                "batch_size": self.batch_size, "num_rows": len(self.tokens)}
+        return {"epoch": self.epoch, "row": self.row, "seed": self.seed,
+                "num_rows": len(self.tokens)}
 
     def load_state_dict(self, state: dict) -> None:
-        for key, value in (("seed", self.seed), ("batch_size", self.batch_size),
-                           ("num_rows", len(self.tokens))):
+        for key, value in (("seed", self.seed), ("num_rows", len(self.tokens))):
             if state[key] != value:
                 raise ValueError(f"Batches state has {key}={state[key]}, this one {value}")
-        self.epoch, self.position = state["epoch"], state["position"]
+        self.epoch = state["epoch"]
+        # states saved before batch-size ramps counted whole batches ("position")
+        self.row = state["row"] if "row" in state else state["position"] * state["batch_size"]
 
 
 # --------------------------------------------------------------------------------------

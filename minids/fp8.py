@@ -53,7 +53,7 @@ def _expand(scale, size, block_size, dim):
     return scale.repeat_interleave(block_size, dim).narrow(dim, 0, size)
 
 
-def quantize(x, fmt="e4m3", granularity="tile", block_size=128):
+def quantize(x, fmt="e4m3", granularity="tile", block_size=128, pow2_scales=False):
     """Quantise x to FP8; returns (q, scale) with q float8 of x's shape, x ≈ q * scale.
 
     granularity and scale shape (float32):
@@ -62,6 +62,9 @@ def quantize(x, fmt="e4m3", granularity="tile", block_size=128):
       "block":  bs×bs blocks over the last two dims, shape (..., ceil(rows / bs), ceil(cols / bs))
     Dims that are not multiples of block_size are zero-padded internally, so the last tile or
     block is partial. scale = max(amax, 1e-4) / fmt_max, so each tile's largest |q| is fmt_max.
+    pow2_scales=True rounds each scale up to a power of two (DeepSeek's kernels offer this,
+    `ue8m0`): multiplying by the scale then only moves the exponent, exactly, and the
+    largest |q| of a tile lies in (fmt_max / 2, fmt_max].
     Raises ValueError on inf or NaN input rather than spreading NaN over a whole tile.
     """
     dtype, fmt_max = _format(fmt)
@@ -69,19 +72,24 @@ def quantize(x, fmt="e4m3", granularity="tile", block_size=128):
     x = x.float()
     if not torch.isfinite(x).all():
         raise ValueError("quantize: x contains inf or NaN")
+
+    def scale_of(amax):
+        scale = amax.clamp(min=AMAX_FLOOR) / fmt_max
+        return torch.exp2(torch.ceil(torch.log2(scale))) if pow2_scales else scale
+
     if granularity == "tensor":
-        scale = x.abs().amax().clamp(min=AMAX_FLOOR) / fmt_max  # ()
+        scale = scale_of(x.abs().amax())  # ()
         return _cast(x / scale, dtype, fmt_max), scale
     if granularity == "tile":
         cols = x.shape[-1]
         xt = _pad(x, 1, block_size).unflatten(-1, (-1, block_size))  # (..., n_tiles, bs)
-        scale = xt.abs().amax(-1).clamp(min=AMAX_FLOOR) / fmt_max  # (..., n_tiles)
+        scale = scale_of(xt.abs().amax(-1))  # (..., n_tiles)
         q = _cast(xt / scale[..., None], dtype, fmt_max).flatten(-2)  # (..., n_tiles * bs)
         return q[..., :cols].contiguous(), scale
     rows, cols = x.shape[-2:]
     xb = _pad(x, 2, block_size).unflatten(-1, (-1, block_size))  # (..., R, n_c, bs)
     xb = xb.unflatten(-3, (-1, block_size))  # (..., n_r, bs, n_c, bs)
-    scale = xb.abs().amax((-3, -1)).clamp(min=AMAX_FLOOR) / fmt_max  # (..., n_r, n_c)
+    scale = scale_of(xb.abs().amax((-3, -1)))  # (..., n_r, n_c)
     q = _cast(xb / scale[..., :, None, :, None], dtype, fmt_max)  # (..., n_r, bs, n_c, bs)
     q = q.flatten(-2).flatten(-3, -2)  # (..., n_r * bs, n_c * bs)
     return q[..., :rows, :cols].contiguous(), scale
@@ -97,28 +105,70 @@ def dequantize(q, scale, granularity="tile", block_size=128):
     return q.float() * scale
 
 
-def fp8_matmul(a, b, fmt="e4m3", b_granularity="block", block_size=128):
+def fp8_matmul(a, b, fmt="e4m3", b_granularity="block", block_size=128, accum_bits=None,
+               promote_every=128, accum_group=4, pow2_scales=False):
     """y = a @ b.T as an FP8 GEMM: a (M, K), b (N, K) -> y (M, N) float32.
 
     a is quantised in 1×bs tiles along K; b in bs×bs blocks (a weight) or, with
     b_granularity="tile", in 1×bs tiles along K (Wgrad, where both inputs are activations).
-    Per K chunk: dot of the raw FP8 values, times both chunk scales, added to an FP32
-    accumulator in chunk order. The chunk dot is exact for E4M3 (products are multiples of
-    2^-18 below 2^18; FP64 holds a sum of 128 of them) and rounded once to FP32, so it does
-    not depend on how the matmul orders its additions. For E5M2 it is FP64-accurate only.
+    Per K chunk the FP8 values are multiplied and summed (the tensor core's work), then the
+    partial sum is promoted: multiplied by both chunk scales and added to an FP32
+    accumulator, in chunk order.
+
+    accum_bits=None sums each chunk exactly: for E4M3 the products are multiples of 2^-18
+    below 2^18, so FP64 holds their sum, rounded once to FP32 (for E5M2, FP64-accurate).
+    An int models a tensor core whose accumulator keeps only that many mantissa bits (the
+    report, §3.3.2: about 14 on H800): products are summed accum_group at a time and each
+    group's sum is added to the running sum, which is truncated to accum_bits bits. A model,
+    not the circuit: at K = 4096, 14 bits and groups of 4 it gives about 2 % error without
+    promotion, the report's figure; groups of 1 give more, larger groups less.
+    promote_every=128 (V3's N_C, one tile) promotes every chunk; None keeps the whole K in
+    the limited accumulator and promotes once, which allows one scale per row only: a and b
+    are then quantised per tensor. pow2_scales: see quantize.
     """
     if b_granularity not in ("block", "tile"):
         raise ValueError(f"unknown b_granularity {b_granularity!r}; expected 'block' or 'tile'")
-    qa, sa = quantize(a, fmt, "tile", block_size)  # (M, K), (M, n_k)
-    qb, sb = quantize(b, fmt, b_granularity, block_size)  # (N, K), (N or n_n, n_k)
-    if b_granularity == "block":
+    if promote_every not in (block_size, None):
+        raise ValueError(f"promote_every must be block_size ({block_size}) or None, "
+                         f"got {promote_every!r}")
+    if accum_bits is not None and not (isinstance(accum_bits, int) and 1 <= accum_bits <= 52):
+        raise ValueError(f"accum_bits must be None or an int in [1, 52], got {accum_bits!r}")
+    per_tensor = promote_every is None
+    qa, sa = quantize(a, fmt, "tensor" if per_tensor else "tile", block_size, pow2_scales)
+    qb, sb = quantize(b, fmt, "tensor" if per_tensor else b_granularity, block_size,
+                      pow2_scales)  # (M, K), (M, n_k) | (); (N, K), (N or n_n, n_k) | ()
+    if not per_tensor and b_granularity == "block":
         sb = _expand(sb, b.shape[0], block_size, 0)  # (N, n_k): each row takes its block's scale
+    segment = a.shape[1] if per_tensor else block_size
     y = torch.zeros(a.shape[0], b.shape[0])  # (M, N) FP32 accumulator
-    for k in range(sa.shape[1]):
-        chunk = slice(k * block_size, (k + 1) * block_size)
-        dot = (qa[:, chunk].double() @ qb[:, chunk].double().T).float()  # (M, N)
-        y += dot * sa[:, k, None] * sb[None, :, k]  # promotion: scale, accumulate in FP32
+    for k, start in enumerate(range(0, a.shape[1], segment)):
+        chunk = slice(start, start + segment)
+        partial = _chunk_sum(qa[:, chunk], qb[:, chunk], accum_bits, accum_group)  # (M, N)
+        if per_tensor:
+            y += partial * sa * sb
+        else:
+            y += partial * sa[:, k, None] * sb[None, :, k]  # promotion: scale, add in FP32
     return y
+
+
+def _chunk_sum(qa, qb, accum_bits, group):
+    """The tensor core's part: qa (M, k) @ qb (N, k).T summed exactly, or in a running sum
+    truncated to accum_bits mantissa bits after each group of products. -> (M, N) float32."""
+    qa, qb = qa.double(), qb.double()
+    if accum_bits is None:
+        return (qa @ qb.T).float()
+    total = torch.zeros(qa.shape[0], qb.shape[0], dtype=torch.float64)
+    for start in range(0, qa.shape[1], group):
+        products = qa[:, start : start + group] @ qb[:, start : start + group].T  # exact
+        total = truncate_mantissa(total + products, accum_bits)
+    return total.float()
+
+
+def truncate_mantissa(x, bits):
+    """x with its mantissa cut to `bits` bits (rounded toward zero), as an accumulator that
+    keeps only its highest bits does."""
+    mantissa, exponent = torch.frexp(x)  # x = mantissa * 2^exponent, |mantissa| in [0.5, 1)
+    return torch.ldexp(torch.trunc(mantissa * 2.0**bits) / 2.0**bits, exponent)
 
 
 class _FP8LinearFunction(torch.autograd.Function):

@@ -83,9 +83,12 @@ class MiniDeepSeek(nn.Module):
         for router in self.routers():
             router.bias.zero_()
 
-    def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None):
+    def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None,
+                mtp_loss_weight: float | None = None):
         """input_ids (B, T). With a cache the tokens continue the cached ones and attention
-        runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens."""
+        runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens;
+        mtp_loss_weight (λ) overrides the config's for this call (V3 lowers it late in
+        training)."""
         check_token_ids(input_ids, self.config.vocab_size)
         B, T = input_ids.shape
         start = cache.length if cache is not None else 0
@@ -114,7 +117,8 @@ class MiniDeepSeek(nn.Module):
             h, mtp_logits, layer_balance = module(h[:, :-1], input_ids[:, k:], cos[: T - k], sin[: T - k])
             mtp_losses.append(cross_entropy(mtp_logits, targets[:, k:]))
             balance.append(layer_balance)
-        mtp_loss = (self.config.mtp_loss_weight / len(self.mtp) * sum(mtp_losses)
+        lam = self.config.mtp_loss_weight if mtp_loss_weight is None else mtp_loss_weight
+        mtp_loss = (lam / len(self.mtp) * sum(mtp_losses)
                     if mtp_losses else hidden.new_zeros(()))
         balance_loss = sum(balance, hidden.new_zeros(()))
         return ModelOutput(

@@ -45,9 +45,11 @@ class Router(nn.Module):
         return self
 
     def affinities(self, x: torch.Tensor) -> torch.Tensor:
-        """s = sigmoid(x e^T) in fp32 (or fp64): (N, hidden) -> (N, n_experts)."""
+        """s = sigmoid(x e^T) in fp32 (or fp64), under bf16 autocast too (V3 keeps the
+        gating in high precision): (N, hidden) -> (N, n_experts)."""
         dtype = torch.promote_types(x.dtype, torch.float32)
-        return F.linear(x.to(dtype), self.weight.to(dtype)).sigmoid()
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.to(dtype), self.weight.to(dtype)).sigmoid()
 
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         """Group-limited top-k on the biased scores: (N, n_experts) -> indices (N, top_k)."""

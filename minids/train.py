@@ -30,7 +30,7 @@ from minids.fp8 import convert_to_fp8
 from minids.model import MiniDeepSeek
 from minids.moe import max_violation
 from minids.runs import LOG_FILE, GracefulStop, RunInterrupted
-from minids.schedule import LRSchedule
+from minids.schedule import BatchRamp, LRSchedule, StepSchedule
 
 RESUME_COMMAND = "python -m minids train --resume"
 
@@ -38,12 +38,23 @@ RESUME_COMMAND = "python -m minids train --resume"
 @dataclass
 class TrainConfig:
     steps: int = 1000
-    batch_size: int = 16  # sequences per optimizer step, over all processes
+    batch_size: int = 16  # sequences per optimizer step, over all processes (after a ramp)
     grad_accum: int = 1  # micro-batches per optimizer step (per process)
     max_lr: float = 3e-3
     warmup_steps: int = 50
     decay_fraction: float = 0.3  # the last 30 % of the steps decay the LR by cosine
     final_lr_ratio: float = 0.1
+    # V3's recipe (report §4.2), all off by default: the warmup starts at 0; constant LR
+    # tails after the cosine, ((steps, ratio of max_lr), ...); the batch size grown from
+    # batch_ramp[0] to batch_size over the first batch_ramp[1] tokens; the MTP weight λ and
+    # the bias update speed γ changed at given steps, ((step, value), ...), where None
+    # keeps the model config's.
+    warmup_from_zero: bool = False
+    lr_tails: tuple = ()
+    batch_ramp: tuple | None = None
+    mtp_loss_weights: tuple | None = None
+    bias_update_speeds: tuple | None = None
+    precision: str = "fp32"  # "bf16": autocast the forward passes; weights stay fp32
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
@@ -55,7 +66,13 @@ class TrainConfig:
     progress: bool = True  # the tqdm bar
 
     def __post_init__(self):
+        # tuples, also when the config comes back from JSON (as lists)
         self.betas = tuple(self.betas)
+        self.lr_tails = tuple(tuple(t) for t in self.lr_tails)
+        for name in ("batch_ramp", "mtp_loss_weights", "bias_update_speeds"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(tuple(v) if isinstance(v, list) else v for v in value))
         positive = ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches",
                     "checkpoint_every")
         for name in positive:
@@ -66,11 +83,30 @@ class TrainConfig:
                              f"batch_size ({self.batch_size})")
         if not 0 <= self.decay_fraction <= 1:
             raise ValueError(f"TrainConfig: decay_fraction must be in [0, 1], got {self.decay_fraction}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"TrainConfig: precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.fp8 and self.precision != "fp32":
+            raise ValueError("TrainConfig: fp8 runs its GEMMs in emulated FP8 around FP32; "
+                             "it cannot be combined with precision='bf16'")
+        if self.batch_ramp is not None and (len(self.batch_ramp) != 2
+                                            or not 0 < self.batch_ramp[0] <= self.batch_size):
+            raise ValueError(f"TrainConfig: batch_ramp must be (start batch in [1, batch_size], "
+                             f"ramp tokens), got {self.batch_ramp!r}")
+        self.schedule()  # raises if the LR tails leave no room
+        for name in ("mtp_loss_weights", "bias_update_speeds"):
+            if getattr(self, name) is not None:
+                StepSchedule(getattr(self, name))  # raises on a bad list
 
     def schedule(self) -> LRSchedule:
-        decay = round(self.steps * self.decay_fraction)
-        warmup = min(self.warmup_steps, self.steps - decay)
-        return LRSchedule(self.max_lr, warmup, self.steps - decay - warmup, decay, self.final_lr_ratio)
+        tail_steps = sum(steps for steps, _ in self.lr_tails)
+        main = self.steps - tail_steps
+        if main < 0:
+            raise ValueError(f"TrainConfig: lr_tails take {tail_steps} steps, more than the "
+                             f"{self.steps} steps")
+        decay = round(main * self.decay_fraction)
+        warmup = min(self.warmup_steps, main - decay)
+        return LRSchedule(self.max_lr, warmup, main - decay - warmup, decay, self.final_lr_ratio,
+                          self.lr_tails, self.warmup_from_zero)
 
 
 # The run each model preset is trained with by `python -m minids train --preset NAME`.
@@ -166,10 +202,15 @@ class Trainer:
             convert_to_fp8(self.model)
         self.optimizer = make_optimizer(self.model, config.weight_decay, config.betas)
         self.schedule = config.schedule()
+        self.batch_ramp = None if config.batch_ramp is None else BatchRamp(
+            config.batch_ramp[0], config.batch_size, config.batch_ramp[1],
+            multiple=config.grad_accum * self.world_size)
+        self.mtp_loss_weights = _step_schedule(config.mtp_loss_weights)
+        self.bias_update_speeds = _step_schedule(config.bias_update_speeds)
         self.batches = Batches(train_tokens, config.batch_size, seed=config.seed,
                                rank=self.rank, world_size=self.world_size)
         self.val_tokens = val_tokens
-        self.step = 0
+        self.step, self.tokens_seen = 0, 0  # tokens: over all processes
         held = runs.saved_step(self.out_dir)
         if resume and held is not None:
             self.load_state()
@@ -214,23 +255,42 @@ class Trainer:
         model.train()
         lr = self.schedule(self.step)
         set_lr(self.optimizer, lr)
+        size = c.batch_size if self.batch_ramp is None else self.batch_ramp(self.tokens_seen)
+        mtp_weight = _at(self.mtp_loss_weights, self.step)
+        bias_speed = _at(self.bias_update_speeds, self.step)
         start = time.perf_counter()
-        inputs, targets = self.batches.next_batch()  # this process's share of the step
+        inputs, targets = self.batches.next_batch(size)  # this process's share of the step
         parts = {"loss": 0.0, "main_loss": 0.0, "mtp_loss": 0.0, "balance_loss": 0.0}
         for micro, (x, y) in enumerate(zip(inputs.chunk(c.grad_accum), targets.chunk(c.grad_accum))):
             last = micro == c.grad_accum - 1
             sync = nullcontext() if last or self.ddp is None else self.ddp.no_sync()
-            with sync:
-                out = model(x.to(self.device), y.to(self.device))
+            with sync:  # backward outside autocast, inside no_sync
+                with self.autocast():
+                    out = model(x.to(self.device), y.to(self.device), mtp_loss_weight=mtp_weight)
                 (out.loss / c.grad_accum).backward()
             for name in parts:
                 parts[name] += getattr(out, name).item() / c.grad_accum
         grad_norm, maxvio = optimizer_step(self.model, self.optimizer, c.grad_clip,
-                                           all_reduce_loads=self.world_size > 1)
+                                           all_reduce_loads=self.world_size > 1,
+                                           bias_update_speed=bias_speed)
         elapsed = time.perf_counter() - start
         tokens = inputs.numel() * self.world_size
-        return {"step": self.step + 1, **_mean_over_processes(parts), "lr": lr,
-                "grad_norm": grad_norm, "maxvio": maxvio, "tokens_per_s": tokens / elapsed}
+        self.tokens_seen += tokens
+        record = {"step": self.step + 1, **_mean_over_processes(parts), "lr": lr,
+                  "grad_norm": grad_norm, "maxvio": maxvio, "tokens_per_s": tokens / elapsed}
+        if self.batch_ramp is not None:
+            record["batch_size"] = size
+        if mtp_weight is not None:
+            record["mtp_loss_weight"] = mtp_weight
+        if bias_speed is not None:
+            record["bias_update_speed"] = bias_speed
+        return record
+
+    def autocast(self):
+        """bf16 autocast for precision='bf16' (the weights, gradients and optimizer stay
+        fp32; norms, the router and the losses compute in fp32 inside); else nothing."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.precision == "bf16")
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -242,7 +302,8 @@ class Trainer:
         shard = self.val_tokens[self.rank :: self.world_size]
         for i in range(min(self.config.eval_batches, max(1, len(shard) // batch))):
             chunk = shard[i * batch : (i + 1) * batch].to(self.device)
-            out = self.model(chunk[:, :-1], chunk[:, 1:])
+            with self.autocast():
+                out = self.model(chunk[:, :-1], chunk[:, 1:])
             losses.append(out.main_loss.item())
             routers = self.model.routers(mtp=False)
             if routers:  # a dense model has none
@@ -263,7 +324,7 @@ class Trainer:
         tensors = {"rng.torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"train_config": dataclasses.asdict(self.config),
+        meta = {"train_config": dataclasses.asdict(self.config), "tokens_seen": self.tokens_seen,
                 "batches": self.batches.state_dict(), "python_random": random.getstate()}
         runs.save_checkpoint(self.out_dir, self.model, self.step, tensors, meta,
                              self.optimizer)
@@ -277,6 +338,8 @@ class Trainer:
         random.setstate((version, tuple(internal), gauss))
         self.batches.load_state_dict(meta["batches"])
         self.step = meta["step"]
+        seq_len = self.batches.tokens.shape[1] - 1  # states saved before ramps lack the count
+        self.tokens_seen = meta.get("tokens_seen", self.step * self.config.batch_size * seq_len)
 
 
 def train(model_config, train_config, train_tokens, val_tokens, out_dir, device="auto",
@@ -295,6 +358,14 @@ def append_log(out_dir, record: dict):
 def read_log(out_dir) -> list[dict]:
     path = Path(out_dir) / LOG_FILE
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _step_schedule(points) -> StepSchedule | None:
+    return None if points is None else StepSchedule(points)
+
+
+def _at(schedule: StepSchedule | None, step: int) -> float | None:
+    return None if schedule is None else schedule(step)
 
 
 def _distributed_rank_and_size():

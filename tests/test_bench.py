@@ -58,9 +58,11 @@ def test_bench_command_reports_and_writes_json(tmp_path, capsys):
     argv = ["bench", "--preset", "tiny", "--seconds", "1", "--data", str(data), "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "of the matmul peak" in printed and "val loss" in printed
+    assert "of the fp32 matmul peak" in printed and "of the bf16 matmul peak" in printed
+    assert "val loss" in printed
     figures = json.loads(out.read_text())
-    assert 0 < figures["mfu"] < 1
+    assert 0 < figures["mfu"] < 1 and 0 < figures["bf16"]["mfu"] < 1
+    assert figures["bf16"]["matmul_peak_flops"] > 0 and figures["bf16"]["tokens_per_s"] > 0
     assert set(figures["runs"]) == {"tiny", "tiny_no_mtp", "dense"}
     assert all(run["steps"] >= 1 and run["val_loss"] > 0 for run in figures["runs"].values())
 

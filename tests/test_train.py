@@ -111,3 +111,53 @@ def test_the_progress_bar_hides_when_asked_or_when_tqdm_disable_is_set(monkeypat
     assert progress_bar(range(3), show=False).disable
     monkeypatch.setenv("TQDM_DISABLE", "1")  # chapters are executed with it, bars left out
     assert progress_bar(range(3)).disable
+
+
+# V3's recipe: schedules of the batch size, λ and γ, and bf16 autocast.
+
+RECIPE = dict(warmup_from_zero=True, lr_tails=((1, 0.05),), batch_ramp=(2, 384),
+              mtp_loss_weights=((0, 0.3), (4, 0.1)), bias_update_speeds=((0, 1e-3), (5, 0.0)))
+
+
+def test_the_recipe_is_followed_and_logged(tmp_path):
+    log_trainer = trainer(tmp_path, **RECIPE)
+    log_trainer.run()
+    log = read_log(tmp_path)
+    assert [r["batch_size"] for r in log] == [2, 3, 4, 6, 8, 8]  # rows of 32 tokens
+    assert [r["mtp_loss_weight"] for r in log] == [0.3] * 4 + [0.1] * 2
+    assert [r["bias_update_speed"] for r in log] == [1e-3] * 5 + [0.0]
+    assert log[0]["lr"] == 0 and log[-1]["lr"] == pytest.approx(0.05 * 1e-2)
+
+
+def test_resume_across_the_batch_ramp_equals_the_straight_run(tmp_path):
+    straight = trainer(tmp_path / "straight", **RECIPE).run()
+    trainer(tmp_path / "resumed", **RECIPE).run(until_step=3)  # mid-ramp
+    resumed = trainer(tmp_path / "resumed", resume=True, **RECIPE)
+    assert resumed.tokens_seen == (2 + 3 + 4) * 32
+    final = resumed.run()
+    for a, b in zip(straight.state_dict().values(), final.state_dict().values()):
+        assert torch.equal(a, b)
+    assert without_speed(read_log(tmp_path / "straight")) == without_speed(read_log(tmp_path / "resumed"))
+
+
+def test_the_bias_stops_moving_when_its_speed_reaches_zero(tmp_path):
+    t = trainer(tmp_path, **RECIPE)
+    t.run(until_step=5)
+    before = [r.bias.clone() for r in t.model.routers()]
+    t.run()  # step 6 runs at gamma = 0
+    assert all(torch.equal(a, r.bias) for a, r in zip(before, t.model.routers()))
+
+
+def test_bf16_autocast_trains_with_fp32_weights_close_to_fp32(tmp_path):
+    fp32 = trainer(tmp_path / "fp32", steps=12).run()
+    bf16_trainer = trainer(tmp_path / "bf16", steps=12, precision="bf16")
+    bf16 = bf16_trainer.run()
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert all(r.bias.dtype == torch.float32 for r in bf16.routers())
+    loss = {name: read_log(tmp_path / name)[-1]["val_loss"] for name in ("fp32", "bf16")}
+    assert abs(loss["bf16"] - loss["fp32"]) / loss["fp32"] < 0.02, loss
+    assert not all(torch.equal(a, b) for a, b in zip(fp32.parameters(), bf16.parameters()))
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        TrainConfig(fp8=True, precision="bf16")
