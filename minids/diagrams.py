@@ -739,6 +739,56 @@ def mtp_across_positions(config=None, positions: int = 4) -> Figure:
 
 
 # --------------------------------------------------------------------------------------
+# 08: the FP8 GEMM with fine-grained scales and FP32 promotion.
+# --------------------------------------------------------------------------------------
+
+def fp8_gemm(block_size: int = 128, chunks: int = 4) -> Figure:
+    """Chapter 08: one FP8 GEMM as DeepSeek-V3 runs it: activation tiles and weight
+    blocks with their own scales, chunk sums in the tensor core's short accumulator,
+    promotion to FP32 with the two scales every block_size elements of K."""
+    fig, ax = _canvas(9, 5.3, f"An FP8 GEMM, $y = x W^\\top$: scales every {block_size} "
+                      "along K, FP32 promotion")
+    cell, x0 = 0.55, 0.55
+    middle = x0 + chunks * cell / 2
+    _text(ax, middle, 4.55, "activations $x$ (M × K)", size=FONT, weight="bold")
+    for r in range(3):  # rows of 1 x bs tiles
+        for k in range(chunks):
+            _box(ax, x0 + (k + 0.5) * cell, 4.1 - r * 0.32, cell - 0.04, 0.26, role="data",
+                 lw=0.9)
+    _text(ax, middle, 3.15, f"one scale per 1 × {block_size} tile\n$s_x$[token, chunk]",
+          color=MUTED)
+    _text(ax, middle, 2.5, "weights $W$ (N × K)", size=FONT, weight="bold")
+    for r in range(2):  # bs x bs blocks
+        for k in range(chunks):
+            _box(ax, x0 + (k + 0.5) * cell, 2.0 - r * cell, cell - 0.04, cell - 0.04,
+                 role="weights", lw=0.9)
+    _text(ax, middle, 0.85, f"one scale per {block_size} × {block_size} block\n"
+          "$s_W$[block row, chunk]", color=MUTED)
+
+    core = _box(ax, 4.3, 3.2, 2.4, 1.35, role="op")
+    _text(ax, core.x, core.y + 0.38, "tensor core, chunk $k$", size=FONT, weight="bold")
+    _text(ax, core.x, core.y - 0.12, f"E4M3 × E4M3 products,\nsummed over {block_size} in "
+          "a short\naccumulator (~14 bits on H800)")
+    _arrow(ax, (x0 + chunks * cell + 0.08, 3.8), (3.1, 3.45))
+    _arrow(ax, (x0 + chunks * cell + 0.08, 1.75), (3.1, 2.85))
+    _text(ax, 3.1, 2.3, f"chunk $k$:\n{block_size} of K", color=MUTED, ha="left")
+    promote = _box(ax, 4.3, 1.35, 2.4, 1.0, role="op")
+    _text(ax, promote.x, promote.y + 0.2, "promotion (CUDA cores)", size=FONT, weight="bold")
+    _text(ax, promote.x, promote.y - 0.18, "partial × $s_x$[·, $k$] × $s_W$[·, $k$]")
+    _arrow(ax, core.bottom, promote.top)
+    acc = _box(ax, 7.45, 1.35, 1.7, 1.0, "FP32 accumulator\n$y$ += scaled partial",
+               role="data")
+    _arrow(ax, promote.right, acc.left)
+    _arrow(ax, acc.top, (acc.x, core.y), core.right, color=ROLES["op"][1], dashed=True)
+    _text(ax, 7.45, 3.6, f"next chunk, $k$ + 1:\nK / {block_size} chunks in all",
+          color=MUTED)
+    _text(ax, 4.5, 0.22, "without promotion, all of K stays in the short accumulator: its "
+          "rounding error grows with K", color=MUTED)
+    _legend(ax, ("data", "weights", "op"), 4.2, 4.7)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------
 
@@ -784,4 +834,4 @@ def hf_ecosystem(config=None) -> Figure:
 
 
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
-            bias_balancing_loop, mtp_across_positions, hf_ecosystem)
+            bias_balancing_loop, mtp_across_positions, fp8_gemm, hf_ecosystem)

@@ -4,6 +4,7 @@
     python -m minids.experiments moe_granularity   # chapter 04; ~15 minutes, one thread
     python -m minids.experiments load_balancing    # chapter 05; ~3 minutes, one thread
     python -m minids.experiments mtp               # chapter 06; ~2 minutes, one thread
+    python -m minids.experiments precision         # chapter 08; FP32, BF16, emulated FP8
 
 A sweep trains every contender with every seed, on the CPU at one thread (so the losses
 repeat to the last digit on the same machine), and writes one JSON file: the exact model
@@ -67,6 +68,12 @@ MTP = {
     "with MTP": dict(num_mtp_layers=1, mtp_loss_weight=0.3),
 }
 
+# Chapter 08: the yardstick trained in three precisions; here the training config
+# changes, not the model.
+PRECISION = {"FP32": dict(), "BF16": dict(), "FP8": dict()}
+TRAINING_CHANGES = {"precision": {"FP32": dict(), "BF16": dict(precision="bf16"),
+                                  "FP8": dict(fp8=True)}}
+
 # Chapter 05: one MoE layer of 16 experts (top 4) balanced three ways. Each contender:
 # (bias update speed gamma, sequence-wise loss alpha, batch-wise auxiliary loss alpha).
 BALANCING = {
@@ -79,11 +86,13 @@ SEEDS = (0, 1, 2)
 FILES = {"attention": Path("experiments") / "03_attention.json",  # under data/
          "moe_granularity": Path("experiments") / "04_moe_granularity.json",
          "load_balancing": Path("experiments") / "05_load_balancing.json",
-         "mtp": Path("experiments") / "06_mtp.json"}
-CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY, "mtp": MTP}
+         "mtp": Path("experiments") / "06_mtp.json",
+         "precision": Path("experiments") / "08_precision.json"}
+CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY, "mtp": MTP,
+              "precision": PRECISION}
 # Chapter 04's experts need longer than the yardstick's 120 steps to pay off: the sweep
 # trains 480 steps (same warmup, cosine over the whole run) and validates every 60.
-TRAININGS = {"attention": TRAINING, "mtp": TRAINING,
+TRAININGS = {"attention": TRAINING, "mtp": TRAINING, "precision": TRAINING,
              "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
 
 
@@ -203,6 +212,12 @@ def contender_config(sweep: str, name: str) -> ModelConfig:
     return dataclasses.replace(YARDSTICK, **CONTENDERS[sweep][name])
 
 
+def contender_training(sweep: str, name: str, seed: int) -> TrainConfig:
+    """The training run of contender `name` in `sweep` with `seed`."""
+    changes = TRAINING_CHANGES.get(sweep, {}).get(name, {})
+    return dataclasses.replace(TRAININGS[sweep], seed=seed, **changes)
+
+
 def run_sweep(sweep: str, data_dir="data", seeds=SEEDS, verbose=True) -> dict:
     """Every contender of `sweep` with every seed: the sweep's whole record."""
     tokens = (load_tokens(data_dir, "train", seq_len=SEQ_LEN),
@@ -211,7 +226,7 @@ def run_sweep(sweep: str, data_dir="data", seeds=SEEDS, verbose=True) -> dict:
     for name in CONTENDERS[sweep]:
         runs[name] = {}
         for seed in seeds:
-            training = dataclasses.replace(TRAININGS[sweep], seed=seed)
+            training = contender_training(sweep, name, seed)
             run = train_run(contender_config(sweep, name), training, *tokens)
             runs[name][str(seed)] = run
             if verbose:
@@ -225,6 +240,7 @@ def run_sweep(sweep: str, data_dir="data", seeds=SEEDS, verbose=True) -> dict:
         "model_configs": {name: contender_config(sweep, name).to_dict()
                           for name in CONTENDERS[sweep]},
         "train_config": dataclasses.asdict(TRAININGS[sweep]),
+        "train_changes": TRAINING_CHANGES.get(sweep, {}),
         "seeds": list(seeds),
         "runs": runs,
     }

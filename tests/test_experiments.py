@@ -17,6 +17,7 @@ def test_a_stored_sweep_holds_every_contender_and_seed_of_its_definition(sweep):
     assert record["command"] == f"python -m minids.experiments {sweep}"
     training = experiments.TRAININGS[sweep]
     assert record["train_config"] == json.loads(json.dumps(dataclasses.asdict(training)))
+    assert record.get("train_changes", {}) == experiments.TRAINING_CHANGES.get(sweep, {})
     assert record["seeds"] == list(experiments.SEEDS)
     for name in experiments.CONTENDERS[sweep]:
         assert record["model_configs"][name] == experiments.contender_config(sweep, name).to_dict()
