@@ -175,49 +175,56 @@ class _FP8LinearFunction(torch.autograd.Function):
     """The three GEMMs of a Linear, each quantised along its own inner dimension K."""
 
     @staticmethod
-    def forward(ctx, x, weight, fmt, block_size):  # x (M, in), weight (out, in)
-        ctx.save_for_backward(x, weight)  # FP32; re-quantised along the new K in backward
+    def forward(ctx, x, weight, fmt, block_size, cache_fp8):  # x (M, in), weight (out, in)
+        # Kept for the backward: x in FP32, or (cache_fp8, as V3 does) in FP8, 1 x bs tiles
+        # along `in`: a quarter of the memory, re-quantised along tokens for Wgrad.
+        saved = quantize(x, fmt, "tile", block_size) if cache_fp8 else (x,)
+        ctx.save_for_backward(*saved, weight)
         ctx.fmt, ctx.block_size = fmt, block_size
         return fp8_matmul(x, weight, fmt, "block", block_size)  # Fprop, K = in: (M, out)
 
     @staticmethod
     def backward(ctx, dy):  # dy (M, out)
-        x, weight = ctx.saved_tensors
+        *saved, weight = ctx.saved_tensors
         dx = dw = None
         if ctx.needs_input_grad[0]:  # Dgrad dY @ W, K = out; W^T's blocks are W's transposed
             dx = fp8_matmul(dy, weight.T, ctx.fmt, "block", ctx.block_size)  # (M, in)
         if ctx.needs_input_grad[1]:  # Wgrad dY^T @ X, K = tokens: both tiled along tokens
+            x = saved[0] if len(saved) == 1 else dequantize(*saved, "tile", ctx.block_size)
             dw = fp8_matmul(dy.T, x.T, ctx.fmt, "tile", ctx.block_size)  # (out, in)
-        return dx, dw, None, None
+        return dx, dw, None, None, None
 
 
-def fp8_linear(x, weight, fmt="e4m3", block_size=128):
-    """F.linear(x, weight) with no bias, run as the three emulated FP8 GEMMs."""
+def fp8_linear(x, weight, fmt="e4m3", block_size=128, cache_fp8=False):
+    """F.linear(x, weight) with no bias, run as the three emulated FP8 GEMMs; cache_fp8
+    keeps x for the backward in FP8 instead of FP32."""
     x2d = x.reshape(-1, weight.shape[1])  # (M, in), M = all leading dims
-    y = _FP8LinearFunction.apply(x2d, weight, fmt, block_size)  # (M, out)
+    y = _FP8LinearFunction.apply(x2d, weight, fmt, block_size, cache_fp8)  # (M, out)
     return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
 
 
 class FP8Linear(nn.Linear):
     """nn.Linear (same parameters and state_dict keys) whose Fprop, Dgrad and Wgrad run as
-    emulated FP8 GEMMs; the bias is added in FP32, outside the GEMM."""
+    emulated FP8 GEMMs; the bias is added in FP32, outside the GEMM. cache_fp8: keep the
+    input for the backward in FP8 (1 x 128 tiles) rather than FP32."""
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
-                 fmt="e4m3", block_size=128):
+                 fmt="e4m3", block_size=128, cache_fp8=False):
         _format(fmt)
         super().__init__(in_features, out_features, bias, device, dtype)
-        self.fmt, self.block_size = fmt, block_size
+        self.fmt, self.block_size, self.cache_fp8 = fmt, block_size, cache_fp8
 
     def forward(self, x):  # (..., in)
-        y = fp8_linear(x, self.weight, self.fmt, self.block_size)  # (..., out)
+        y = fp8_linear(x, self.weight, self.fmt, self.block_size, self.cache_fp8)  # (..., out)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
-        return f"{super().extra_repr()}, fmt={self.fmt}"
+        return f"{super().extra_repr()}, fmt={self.fmt}, cache_fp8={self.cache_fp8}"
 
 
-def convert_to_fp8(model, fmt="e4m3", skip=("embed", "head", "gate", "norm")):
+def convert_to_fp8(model, fmt="e4m3", skip=("embed", "head", "gate", "norm"), cache_fp8=False):
     """Replace each nn.Linear in model by an FP8Linear sharing its Parameters; returns model.
+    cache_fp8: every converted GEMM keeps its input for the backward in FP8.
 
     A Linear stays high precision when any dotted component of its qualified name is in skip
     ("layers.0.ffn.gate" stays, "layers.0.attn.wq_a" is converted). Modules that hold their
@@ -226,13 +233,13 @@ def convert_to_fp8(model, fmt="e4m3", skip=("embed", "head", "gate", "norm")):
     """
     for module in model.modules():
         if hasattr(module, "fp8_format"):
-            module.fp8_format = fmt
+            module.fp8_format, module.fp8_cache = fmt, cache_fp8
     for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
             path = f"{parent_name}.{name}" if parent_name else name
             if type(child) is nn.Linear and not set(path.split(".")) & set(skip):
                 fp8 = FP8Linear(child.in_features, child.out_features, child.bias is not None,
-                                device="meta", fmt=fmt)
+                                device="meta", fmt=fmt, cache_fp8=cache_fp8)
                 fp8.weight, fp8.bias = child.weight, child.bias
                 setattr(parent, name, fp8.train(child.training))
     return model

@@ -98,9 +98,12 @@ class Experts(nn.Module):
         self.w2 = nn.Parameter(torch.empty(E, H, I))  # down
         self.w3 = nn.Parameter(torch.empty(E, I, H))  # up
         self.fp8_format = None  # set by fp8.convert_to_fp8: the expert GEMMs then run in FP8
+        self.fp8_cache = False  # ... keeping their inputs for the backward in FP8
 
     def linear(self, x, weight):
-        return F.linear(x, weight) if self.fp8_format is None else fp8_linear(x, weight, self.fp8_format)
+        if self.fp8_format is None:
+            return F.linear(x, weight)
+        return fp8_linear(x, weight, self.fp8_format, cache_fp8=self.fp8_cache)
 
     def forward(self, x, weights, indices):
         """x (N, H), weights and indices (N, K) -> sum_k weights[:, k] * FFN_indices[:, k](x)."""

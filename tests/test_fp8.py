@@ -254,6 +254,11 @@ def test_convert_a_mini_deepseek_keeps_the_excluded_layers_high_precision():
     assert abs(out.main_loss.item() - reference.main_loss.item()) < 0.01
     out.loss.backward()
     assert model.layers[1].ffn.experts.w1.grad.abs().sum() > 0
+    assert not any(m.cache_fp8 for m in model.modules() if isinstance(m, FP8Linear))
+    cached = convert_to_fp8(tiny_model(), cache_fp8=True)
+    assert all(m.cache_fp8 for m in cached.modules() if isinstance(m, FP8Linear))
+    assert all(m.fp8_cache for m in cached.modules() if isinstance(m, Experts))
+    cached(tokens[:, :-1], tokens[:, 1:]).loss.backward()  # the experts' backward, cached
 
 
 # The accumulator (report §3.3.2): limited precision inside the tensor core, promotion.
@@ -308,3 +313,31 @@ def test_bad_accumulator_settings_raise():
         fp8_matmul(a, a, promote_every=64)
     with pytest.raises(ValueError, match="accum_bits must be None or an int"):
         fp8_matmul(a, a, accum_bits=0)
+
+
+def test_caching_the_activations_in_fp8_keeps_a_quarter_of_the_bytes_and_the_gradients():
+    torch.manual_seed(4)
+    x = torch.randn(64, 256, requires_grad=True)
+    layers = {cache: FP8Linear(256, 192, bias=False, cache_fp8=cache) for cache in (False, True)}
+    layers[True].weight = layers[False].weight
+    saved, grads = {}, {}
+    for cache, layer in layers.items():
+        sizes = []
+
+        def pack(t):
+            sizes.append((t.dtype, t.numel() * t.element_size()))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = layer(x)
+        y.square().sum().backward()
+        saved[cache], grads[cache] = sizes, (x.grad.clone(), layer.weight.grad.clone())
+        x.grad, layer.weight.grad = None, None
+    weight_bytes = 192 * 256 * 4  # the weight is saved either way
+    activation_bytes = {cache: sum(n for _, n in sizes) - weight_bytes
+                        for cache, sizes in saved.items()}
+    assert any(dtype == torch.float8_e4m3fn for dtype, _ in saved[True])
+    assert activation_bytes[True] < activation_bytes[False] / 3  # 1 byte + a scale per 128
+    assert torch.equal(grads[True][0], grads[False][0])  # Dgrad does not read x
+    assert rel_err(grads[True][1], grads[False][1]) < 0.05  # Wgrad reads x once more rounded
+    assert not torch.equal(grads[True][1], grads[False][1])
