@@ -96,16 +96,20 @@ def read_state(folder) -> tuple[dict, dict]:
     return meta, tensors
 
 
-def restore(folder, model: MiniDeepSeek, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+def restore(folder, model: MiniDeepSeek, optimizer: torch.optim.Optimizer,
+            truncate: bool = True) -> tuple[dict, dict]:
     """Load the checkpoint in folder into model and optimizer, drop the log records past
-    it, and return (state JSON, state tensors) for the rest (random states, data order)."""
+    it (unless truncate=False: the other processes of a distributed run leave the log to
+    rank 0), and return (state JSON, state tensors) for the rest (random states, data
+    order)."""
     meta, tensors = read_state(folder)
     saved = checkpoint.load(folder, device=model.embed.weight.device)
     if saved.config != model.config:
         raise ValueError(f"{folder} was trained with a different model config")
     model.load_state_dict(saved.state_dict())
     load_optimizer_tensors(optimizer, tensors)
-    truncate_log(folder, meta["step"])
+    if truncate:
+        truncate_log(folder, meta["step"])
     return meta, tensors
 
 

@@ -211,6 +211,10 @@ class Trainer:
                                rank=self.rank, world_size=self.world_size)
         self.val_tokens = val_tokens
         self.step, self.tokens_seen = 0, 0  # tokens: over all processes
+        if self.world_size > 1:  # rank 0 finishes a stopped save before anyone reads
+            if self.is_main:
+                runs.recover(self.out_dir)
+            dist.barrier()
         held = runs.saved_step(self.out_dir)
         if resume and held is not None:
             self.load_state()
@@ -330,7 +334,8 @@ class Trainer:
                              self.optimizer)
 
     def load_state(self):
-        meta, tensors = runs.restore(self.out_dir, self.model, self.optimizer)
+        meta, tensors = runs.restore(self.out_dir, self.model, self.optimizer,
+                                     truncate=self.is_main)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])

@@ -74,21 +74,26 @@ import sys, torch
 sys.path.insert(0, {root!r})
 torch.set_num_threads(1)
 from tests.test_train import trainer
-trainer({out!r}).run()
+trainer({out!r}, resume={resume!r}).run(until_step={until!r})
 """
+
+
+def run_ddp(tmp_path, out, resume=False, until=None, port=29531):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT), out=str(out), resume=resume,
+                                        until=until))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={port}", str(script)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_two_process_ddp_equals_one_process(tmp_path):
     single = trainer(tmp_path / "single").run()
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(root=str(ROOT), out=str(tmp_path / "ddp")))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--master_port=29531", str(script)],
-        capture_output=True, text=True, env=env, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_ddp(tmp_path, tmp_path / "ddp")
     from minids import load
 
     ddp = load(tmp_path / "ddp")
@@ -96,6 +101,18 @@ def test_two_process_ddp_equals_one_process(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5, msg=name)
     single_log, ddp_log = read_log(tmp_path / "single"), read_log(tmp_path / "ddp")
     assert [r["main_loss"] for r in ddp_log] == pytest.approx([r["main_loss"] for r in single_log], abs=1e-4)
+
+
+def test_a_two_process_run_resumes_exactly_and_logs_each_step_once(tmp_path):
+    from minids import load
+
+    run_ddp(tmp_path, tmp_path / "straight", port=29532)
+    run_ddp(tmp_path, tmp_path / "resumed", until=3, port=29533)
+    run_ddp(tmp_path, tmp_path / "resumed", resume=True, port=29534)
+    straight, resumed = load(tmp_path / "straight"), load(tmp_path / "resumed")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r["step"] for r in read_log(tmp_path / "resumed")] == [1, 2, 3, 4, 5, 6]
 
 
 def test_rows_longer_than_the_context_are_refused_before_training(tmp_path):
