@@ -12,14 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from minids.model import MiniDeepSeek
+from minids.model import MiniDeepSeek, check_token_ids
 
 
 def _check_request(model, input_ids, max_new_tokens):
-    if not isinstance(input_ids, torch.Tensor):
-        raise ValueError(f"input_ids must be a (batch, T) tensor, got {type(input_ids).__name__}")
-    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ValueError(f"input_ids must be (batch, T) with T >= 1, got shape {tuple(input_ids.shape)}")
+    check_token_ids(input_ids, model.config.vocab_size)  # the model's own check, up front
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     context = model.config.max_position_embeddings

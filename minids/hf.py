@@ -225,6 +225,10 @@ def save_hf(model: MiniDeepSeek, path, tokenizer=None) -> Path:
     return path
 
 
+# minids' 3-D expert banks -> transformers' on-disk per-expert matrices
+_EXPERT_MATRICES = {"experts.w1": "gate_proj", "experts.w3": "up_proj", "experts.w2": "down_proj"}
+
+
 def mtp_state(model: MiniDeepSeek) -> dict[str, torch.Tensor]:
     """The MTP modules as DeepSeek-V3's released checkpoint stores them: module k (1..D)
     is `model.layers.{L + k - 1}`, a decoder layer under the names transformers writes
@@ -234,8 +238,7 @@ def mtp_state(model: MiniDeepSeek) -> dict[str, torch.Tensor]:
     for k, module in enumerate(model.mtp):
         prefix = f"model.layers.{L + k}."
         for name, tensor in module.block.state_dict().items():
-            matrix = {"experts.w1": "gate_proj", "experts.w3": "up_proj", "experts.w2": "down_proj"}
-            kind = next((v for key, v in matrix.items() if name.endswith(key)), None)
+            kind = next((v for k, v in _EXPERT_MATRICES.items() if name.endswith(k)), None)
             if kind is None:
                 out[prefix + _hf_key(name).removeprefix("model.")] = tensor
                 continue
