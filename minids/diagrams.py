@@ -789,6 +789,98 @@ def fp8_gemm(block_size: int = 128, chunks: int = 4) -> Figure:
 
 
 # --------------------------------------------------------------------------------------
+# 07: pretraining with DeepSeek-V3's recipe.
+# --------------------------------------------------------------------------------------
+
+def pretraining_step(config=None) -> Figure:
+    """Chapter 07: one optimizer step of the pretraining run, the four schedules that set
+    it, and what each step leaves behind (the log, evaluations, an atomic checkpoint)."""
+    c = _config(config)
+    fig, ax = _canvas(9, 5.0, "One pretraining step, and the schedules that set it")
+    sel, loss = ROLES["selection"][1], ROLES["loss"][1]
+    y, h, w = 2.75, 1.05, 1.62
+    rows = _box(ax, 0.95, y, w, h, "read the next\n$B_t$ rows of\ntraining tokens",
+                role="data", size=SMALL)
+    forward = _box(ax, 2.75, y, w, h, "forward:\n$\\mathcal{L}_{main} + \\lambda_t "
+                   "\\mathcal{L}_{MTP}$\n$+\\ \\alpha\\,\\mathcal{L}_{Bal}$", role="loss",
+                   size=SMALL)
+    backward = _box(ax, 4.55, y, w, h, "backward;\nclip the gradient\nnorm to 1.0",
+                    role="loss", size=SMALL)
+    adamw = _box(ax, 6.35, y, w, h, "AdamW step at\nlearning rate $\\eta_t$\n(FP32 weights)",
+                 role="weights", size=SMALL)
+    bias = _box(ax, 8.1, y, 1.5, h, "expert bias:\n$b_i$ += $\\gamma_t\\,$sign\n"
+                "$(\\bar c - c_i)$", role="selection", size=SMALL)
+    for a, b in ((rows, forward), (forward, backward), (backward, adamw), (adamw, bias)):
+        _arrow(ax, a.right, b.left, color=loss if b is backward else INK)
+
+    dials = ((rows, "$B_t$ = ramp(tokens seen)", "batch size"),
+             (forward, "$\\lambda_t$ = step list", "MTP weight"),
+             (adamw, "$\\eta_t$ = lr(step)", "learning rate"),
+             (bias, "$\\gamma_t$ = step list", "bias speed"))
+    for box, formula, name in dials:
+        dial = _box(ax, box.x, 4.25, 1.72, 0.62, f"{name}\n{formula}", role="op", size=SMALL)
+        _arrow(ax, dial.bottom, box.top, color=sel, dashed=True)
+    _text(ax, 4.55, 4.25, "schedules:\nfunctions of\nthe step or\nthe tokens", color=MUTED)
+
+    log = _box(ax, 1.55, 0.95, 2.6, 0.9, "log.jsonl: losses, grad norm,\nMaxVio, lr, "
+               "$B_t$, tokens/s", role="data", size=SMALL)
+    val = _box(ax, 4.45, 0.95, 2.6, 0.9, "validation loss every\neval_every steps "
+               "(the book\nrun: every 50 of 350)", role="data", size=SMALL)
+    ckpt = _box(ax, 7.4, 0.95, 2.7, 0.9, "checkpoint: written to staging,\nrenamed to ready"
+                "\n(weights, AdamW, data position)", role="weights", size=SMALL)
+    _arrow(ax, bias.bottom, (bias.x, 1.75), (log.x, 1.75), log.top)
+    _arrow(ax, (val.x, 1.75), val.top)
+    _arrow(ax, (ckpt.x, 1.75), ckpt.top)
+    _arrow(ax, (log.x, 1.75), (0.5, 1.75), (0.5, y - h / 2), color=MUTED, dashed=True)
+    _text(ax, 0.58, 1.98, "step $t$ + 1", color=MUTED, ha="left")
+    _legend(ax, ("data", "loss", "weights", "selection"), 0.2, 0.08)
+    return fig
+
+
+def v3_recipe() -> Figure:
+    """Chapter 07: DeepSeek-V3's pretraining schedules over its 14.8T tokens (report §4.2),
+    each drawn by minids' own schedule objects with one "step" = one billion tokens."""
+    from minids.schedule import BatchRamp, LRSchedule, StepSchedule
+
+    billions = torch.arange(0, 14801, 5).tolist()  # the x axis: tokens, in units of 1B
+    warmup = 28  # 2K steps at about 3,400 sequences of 4K tokens: ~28B tokens (derived)
+    lr = LRSchedule(2.2e-4, warmup, 10_000 - warmup, 4_300, final_ratio=0.1,
+                    tails=((333, 0.1), (167, 7.3e-6 / 2.2e-4)), warmup_from_zero=True)
+    panels = (
+        ("learning rate", [lr(int(b)) * 1e4 for b in billions], "lr (×10⁻⁴)",
+         ((2.0, 2.35, "2.2e-4, constant to 10T"), (12.5, 1.6, "cosine to\n2.2e-5"),
+          (4.2, 0.55, "then 2.2e-5 for 0.333T,\n7.3e-6 for the last 0.167T →"))),
+        ("batch size", [BatchRamp(3072, 15360, 469)(int(b)) / 1e3 for b in billions],
+         "sequences (×1000)", ((2.0, 13.2, "3,072 → 15,360 over\nthe first 0.469T"),)),
+        ("MTP loss weight λ", [StepSchedule(((0, 0.3), (10_000, 0.1)))(int(b))
+                               for b in billions], "λ",
+         ((2.0, 0.25, "0.3 for 10T tokens"), (10.3, 0.15, "0.1 after"))),
+        ("bias update speed γ", [StepSchedule(((0, 1e-3), (14_300, 0.0)))(int(b)) * 1e3
+                                 for b in billions], "γ (×10⁻³)",
+         ((2.0, 0.8, "0.001"), (9.3, 0.25, "0 for the last 0.5T"))),
+    )
+    fig = Diagram(figsize=(9, 5.4), dpi=100)
+    fig.suptitle("DeepSeek-V3's pretraining recipe over its 14.8T tokens", y=0.985,
+                 va="top", fontsize=TITLE, fontweight="bold", color=INK)
+    x = [b / 1e3 for b in billions]  # T tokens
+    for k, (title, values, ylabel, notes) in enumerate(panels):
+        row, col = divmod(k, 2)
+        panel = fig.add_axes((0.08 + col * 0.49, 0.56 - row * 0.45, 0.4, 0.32))
+        panel.plot(x, values, color=ROLES["weights"][1], lw=1.6)
+        panel.set_title(title, fontsize=FONT, color=INK)
+        panel.set_ylabel(ylabel, fontsize=SMALL)
+        panel.set_xlim(0, 14.8)
+        panel.set_xticks(range(0, 15, 2))
+        panel.set_ylim(0, max(values) * 1.3)
+        panel.tick_params(labelsize=SMALL)
+        if row == 1:
+            panel.set_xlabel("tokens seen (trillions)", fontsize=SMALL)
+        for nx, ny, note in notes:
+            panel.text(nx, ny, note, fontsize=SMALL, color=MUTED, va="center")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------
 
@@ -834,4 +926,5 @@ def hf_ecosystem(config=None) -> Figure:
 
 
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
-            bias_balancing_loop, mtp_across_positions, fp8_gemm, hf_ecosystem)
+            bias_balancing_loop, mtp_across_positions, pretraining_step, v3_recipe, fp8_gemm,
+            hf_ecosystem)

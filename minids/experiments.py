@@ -4,6 +4,7 @@
     python -m minids.experiments moe_granularity   # chapter 04; ~15 minutes, one thread
     python -m minids.experiments load_balancing    # chapter 05; ~3 minutes, one thread
     python -m minids.experiments mtp               # chapter 06; ~2 minutes, one thread
+    python -m minids.experiments sizes             # chapter 07; ~6 minutes, one thread
     python -m minids.experiments precision         # chapter 08; FP32, BF16, emulated FP8
 
 A sweep trains every contender with every seed, on the CPU at one thread (so the losses
@@ -68,10 +69,17 @@ MTP = {
     "with MTP": dict(num_mtp_layers=1, mtp_loss_weight=0.3),
 }
 
+# Chapter 07: the yardstick at four widths (two blocks; 4 heads; FFN 3 x width), trained
+# on the same tokens: validation loss against parameters and against training compute.
+# The widest also with a third of the learning rate (a wider model wants a smaller one).
+SIZES = {f"width {h}": dict(hidden_size=h, intermediate_size=3 * h) for h in (32, 64, 128, 256)}
+SIZES["width 256, lr 1e-3"] = SIZES["width 256"]
+
 # Chapter 08: the yardstick trained in three precisions; here the training config
 # changes, not the model.
 PRECISION = {"FP32": dict(), "BF16": dict(), "FP8": dict()}
-TRAINING_CHANGES = {"precision": {"FP32": dict(), "BF16": dict(precision="bf16"),
+TRAINING_CHANGES = {"sizes": {"width 256, lr 1e-3": dict(max_lr=1e-3)},
+                    "precision": {"FP32": dict(), "BF16": dict(precision="bf16"),
                                   "FP8": dict(fp8=True)}}
 
 # Chapter 05: one MoE layer of 16 experts (top 4) balanced three ways. Each contender:
@@ -87,13 +95,14 @@ FILES = {"attention": Path("experiments") / "03_attention.json",  # under data/
          "moe_granularity": Path("experiments") / "04_moe_granularity.json",
          "load_balancing": Path("experiments") / "05_load_balancing.json",
          "mtp": Path("experiments") / "06_mtp.json",
+         "sizes": Path("experiments") / "07_sizes.json",
          "precision": Path("experiments") / "08_precision.json"}
 CONTENDERS = {"attention": ATTENTION, "moe_granularity": MOE_GRANULARITY, "mtp": MTP,
-              "precision": PRECISION}
+              "sizes": SIZES, "precision": PRECISION}
 # Chapter 04's experts need longer than the yardstick's 120 steps to pay off: the sweep
 # trains 480 steps (same warmup, cosine over the whole run) and validates every 60.
-TRAININGS = {"attention": TRAINING, "mtp": TRAINING, "precision": TRAINING,
-             "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
+TRAININGS = {"attention": TRAINING, "mtp": TRAINING, "sizes": TRAINING,
+             "precision": TRAINING, "moe_granularity": dataclasses.replace(TRAINING, steps=480, eval_every=60)}
 
 
 @contextmanager

@@ -53,6 +53,14 @@ def _expand(scale, size, block_size, dim):
     return scale.repeat_interleave(block_size, dim).narrow(dim, 0, size)
 
 
+def scale_of(amax, fmt_max, pow2_scales=False):
+    """The scale of each tile whose largest |value| is amax (a tensor): max(amax, 1e-4) /
+    fmt_max, so that the tile's largest |q| is fmt_max; pow2_scales rounds it up to a
+    power of two (up: the largest |q| must not pass fmt_max)."""
+    scale = amax.clamp(min=AMAX_FLOOR) / fmt_max
+    return torch.exp2(torch.ceil(torch.log2(scale))) if pow2_scales else scale
+
+
 def quantize(x, fmt="e4m3", granularity="tile", block_size=128, pow2_scales=False):
     """Quantise x to FP8; returns (q, scale) with q float8 of x's shape, x ≈ q * scale.
 
@@ -73,23 +81,19 @@ def quantize(x, fmt="e4m3", granularity="tile", block_size=128, pow2_scales=Fals
     if not torch.isfinite(x).all():
         raise ValueError("quantize: x contains inf or NaN")
 
-    def scale_of(amax):
-        scale = amax.clamp(min=AMAX_FLOOR) / fmt_max
-        return torch.exp2(torch.ceil(torch.log2(scale))) if pow2_scales else scale
-
     if granularity == "tensor":
-        scale = scale_of(x.abs().amax())  # ()
+        scale = scale_of(x.abs().amax(), fmt_max, pow2_scales)  # ()
         return _cast(x / scale, dtype, fmt_max), scale
     if granularity == "tile":
         cols = x.shape[-1]
         xt = _pad(x, 1, block_size).unflatten(-1, (-1, block_size))  # (..., n_tiles, bs)
-        scale = scale_of(xt.abs().amax(-1))  # (..., n_tiles)
+        scale = scale_of(xt.abs().amax(-1), fmt_max, pow2_scales)  # (..., n_tiles)
         q = _cast(xt / scale[..., None], dtype, fmt_max).flatten(-2)  # (..., n_tiles * bs)
         return q[..., :cols].contiguous(), scale
     rows, cols = x.shape[-2:]
     xb = _pad(x, 2, block_size).unflatten(-1, (-1, block_size))  # (..., R, n_c, bs)
     xb = xb.unflatten(-3, (-1, block_size))  # (..., n_r, bs, n_c, bs)
-    scale = scale_of(xb.abs().amax((-3, -1)))  # (..., n_r, n_c)
+    scale = scale_of(xb.abs().amax((-3, -1)), fmt_max, pow2_scales)  # (..., n_r, n_c)
     q = _cast(xb / scale[..., :, None, :, None], dtype, fmt_max)  # (..., n_r, bs, n_c, bs)
     q = q.flatten(-2).flatten(-3, -2)  # (..., n_r * bs, n_c * bs)
     return q[..., :rows, :cols].contiguous(), scale
@@ -157,11 +161,18 @@ def _chunk_sum(qa, qb, accum_bits, group):
     qa, qb = qa.double(), qb.double()
     if accum_bits is None:
         return (qa @ qb.T).float()
-    total = torch.zeros(qa.shape[0], qb.shape[0], dtype=torch.float64)
-    for start in range(0, qa.shape[1], group):
-        products = qa[:, start : start + group] @ qb[:, start : start + group].T  # exact
-        total = truncate_mantissa(total + products, accum_bits)
-    return total.float()
+    group_sums = (qa[:, start : start + group] @ qb[:, start : start + group].T  # (M, N), exact
+                  for start in range(0, qa.shape[1], group))
+    return limited_accumulate(group_sums, accum_bits).float()
+
+
+def limited_accumulate(group_sums, bits):
+    """A tensor core's short accumulator: add the partial sums (float64 tensors, in order)
+    to a running sum that keeps only `bits` mantissa bits, truncated after each addition."""
+    total = 0.0
+    for partial in group_sums:
+        total = truncate_mantissa(total + partial, bits)
+    return total
 
 
 def truncate_mantissa(x, bits):
@@ -181,17 +192,20 @@ class _FP8LinearFunction(torch.autograd.Function):
         saved = quantize(x, fmt, "tile", block_size) if cache_fp8 else (x,)
         ctx.save_for_backward(*saved, weight)
         ctx.fmt, ctx.block_size = fmt, block_size
-        return fp8_matmul(x, weight, fmt, "block", block_size)  # Fprop, K = in: (M, out)
+        return fp8_matmul(x, weight, fmt, "block", block_size,  # Fprop, K = in: (M, out)
+                          promote_every=block_size)
 
     @staticmethod
     def backward(ctx, dy):  # dy (M, out)
         *saved, weight = ctx.saved_tensors
         dx = dw = None
         if ctx.needs_input_grad[0]:  # Dgrad dY @ W, K = out; W^T's blocks are W's transposed
-            dx = fp8_matmul(dy, weight.T, ctx.fmt, "block", ctx.block_size)  # (M, in)
+            dx = fp8_matmul(dy, weight.T, ctx.fmt, "block", ctx.block_size,
+                            promote_every=ctx.block_size)  # (M, in)
         if ctx.needs_input_grad[1]:  # Wgrad dY^T @ X, K = tokens: both tiled along tokens
             x = saved[0] if len(saved) == 1 else dequantize(*saved, "tile", ctx.block_size)
-            dw = fp8_matmul(dy.T, x.T, ctx.fmt, "tile", ctx.block_size)  # (out, in)
+            dw = fp8_matmul(dy.T, x.T, ctx.fmt, "tile", ctx.block_size,
+                            promote_every=ctx.block_size)  # (out, in)
         return dx, dw, None, None, None
 
 

@@ -12,7 +12,8 @@ from minids import diagrams
 from minids.config import ModelConfig
 
 DIAGRAMS = ["pipeline", "bpe_and_packing", "transformer_block", "mla_dataflow",
-            "deepseekmoe_layer", "bias_balancing_loop", "mtp_across_positions", "fp8_gemm",
+            "deepseekmoe_layer", "bias_balancing_loop", "mtp_across_positions",
+            "pretraining_step", "v3_recipe", "fp8_gemm",
             "hf_ecosystem"]
 
 

@@ -14,15 +14,19 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
 from minids.exercises import EXERCISES, check
-from minids.exercises.checker import run
+from minids.exercises.checker import Exercise, run
 from minids.exercises.__main__ import main
 from minids.exercises.ch02 import rmsnorm
 from minids.exercises.ch03 import attend_naive
+import minids.fp8 as fp8
 from minids.generate import speculative_generate
 from minids.exercises.ch06 import mtp_loss
+from minids.exercises.ch07 import rows_consumed
+from minids.exercises.ch08 import _fp8_linear, fp8_operands, fp8_products, limited_sum
 from minids.exercises.notebooks import read_setup_cell, strip_solution, student_copy
 from tests.chapters import CHAPTERS, CHECK_CALL, REPO, chapter_ids
 from tests.conftest import tiny_model
+from tests.test_train import RECIPE, trainer
 
 # The checkers.
 
@@ -208,6 +212,44 @@ def test_mtp_loss_reference_is_the_models_mtp_loss(tokens):
     out = model(tokens[:, :-1], targets=tokens[:, 1:])
     expected = model.config.mtp_loss_weight * mtp_loss(seen[0], tokens[:, 1:], k=1)
     torch.testing.assert_close(out.mtp_loss, expected)
+
+
+def test_rows_consumed_is_where_the_trainers_data_stands(tmp_path):
+    t = trainer(tmp_path, **RECIPE)  # a ramp from 2 to 8 rows of 32 tokens over 384 tokens
+    t.run(until_step=5)
+    rows = rows_consumed(5, 2, 8, 384, 1, 32)
+    assert rows == 2 + 3 + 4 + 6 + 8
+    assert (t.batches.epoch, t.batches.row, t.tokens_seen) == (0, rows, rows * 32)
+
+
+@pytest.mark.parametrize("bits, group", [(14, 4), (8, 1), (8, 32)])
+def test_limited_sum_is_the_fp8_gemms_accumulator(bits, group):
+    products = fp8_products(5, 3, 256, seed=0)  # (M, N, K) of two E4M3 matrices
+    gemm = fp8._chunk_sum(*fp8_operands(5, 3, 256, seed=0), bits, group)  # (M, N) float32
+    assert torch.equal(limited_sum(products, bits, group).float(), gemm)
+    assert not torch.equal(gemm, products.sum(-1).float())  # the accumulator mattered
+
+
+def test_an_fp8_layer_that_dequantises_then_multiplies_passes():
+    assert check("08.4", lambda layer, x: _fp8_linear(layer, x).detach())
+
+
+FLOAT8 = torch.float8_e4m3fn
+DOUBLE_FLOAT8 = Exercise("99.1", "doubled in float8", lambda: [(torch.randn(3, 8).to(FLOAT8),)],
+                         lambda q: (2 * q.float()).to(FLOAT8))
+
+
+@pytest.mark.parametrize("answer, expected", [
+    (lambda q: (2 * q.float()).to(FLOAT8), "passed"),
+    (lambda q: q, "returned the input q unchanged"),
+    (lambda q: (4 * q.float()).to(FLOAT8), "off by a factor of 2: every value is 2 ×"),
+    (lambda q: (2 * q.float()).to(torch.float8_e5m2),
+     "wrong dtype: expected torch.float8_e4m3fn, got torch.float8_e5m2"),
+    (lambda q: (2 * q.float() + 1).to(FLOAT8), "wrong values: max error"),
+])
+def test_float8_answers_are_compared_by_value_and_dtype(answer, expected):
+    """torch cannot subtract or compare float8 tensors on the CPU: the checker can."""
+    assert expected in run(DOUBLE_FLOAT8, answer).message
 
 
 # Student copies.

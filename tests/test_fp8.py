@@ -154,9 +154,9 @@ def test_fp8_linear_matches_linear_forward_and_backward():
 def test_backward_runs_three_fp8_gemms(monkeypatch):
     calls = []
 
-    def spy(a, b, *args):
+    def spy(a, b, *args, **kwargs):
         calls.append((tuple(a.shape), tuple(b.shape), args[1]))
-        return fp8_matmul(a, b, *args)
+        return fp8_matmul(a, b, *args, **kwargs)
 
     monkeypatch.setattr(fp8, "fp8_matmul", spy)
     layer = FP8Linear(96, 40)
@@ -341,3 +341,10 @@ def test_caching_the_activations_in_fp8_keeps_a_quarter_of_the_bytes_and_the_gra
     assert torch.equal(grads[True][0], grads[False][0])  # Dgrad does not read x
     assert rel_err(grads[True][1], grads[False][1]) < 0.05  # Wgrad reads x once more rounded
     assert not torch.equal(grads[True][1], grads[False][1])
+
+
+def test_an_fp8_linear_with_another_block_size_promotes_at_its_blocks():
+    torch.manual_seed(4)
+    layer, x = FP8Linear(96, 40, bias=False, block_size=32), torch.randn(5, 96)
+    expected = fp8_matmul(x, layer.weight, "e4m3", "block", 32, promote_every=32)
+    assert torch.equal(layer(x), expected)

@@ -7,7 +7,9 @@ from minids.exercises import compare_in_model, plug
 from minids.exercises.ch03 import _attention
 from minids.exercises.ch04 import _layer
 from minids.exercises.ch06 import _mtp
+from minids.exercises.ch08 import _fp8_linear
 from minids.exercises.plug import IDENTICAL_LOGITS, SOCKETS
+from minids.fp8 import convert_to_fp8
 from minids.mla import MLA
 from tests.conftest import tiny_model
 
@@ -38,12 +40,18 @@ def test_a_piece_is_unplugged_even_when_it_raises():
     assert not any("forward" in vars(m) for m in model.modules())
 
 
+def model_for(exercise_id):
+    """A tiny model that holds the piece: 08.4's FP8 linear layers come with convert_to_fp8."""
+    return convert_to_fp8(tiny_model()) if exercise_id == "08.4" else tiny_model()
+
+
 @pytest.mark.parametrize("exercise_id", list(SOCKETS))
 def test_the_references_plugged_in_give_identical_logits_and_text(exercise_id, capsys):
-    model = tiny_model()
-    # written out, as a learner would: the references call the module, which is plugged
+    model = model_for(exercise_id)
+    # written out, as a learner would: the references call the module, which is plugged.
+    # 08.4's dequantises, then multiplies in float32: measured 7.5e-8 from minids' own
     reference = {"03.1": _attention, "03.2": MLA.attend_absorbed, "04.4": _layer,
-                 "06.1": _mtp}[exercise_id]
+                 "06.1": _mtp, "08.4": _fp8_linear}[exercise_id]
     result = compare_in_model(model, exercise_id, reference, torch.randint(0, 128, (1, 9)), 12)
     assert result.identical and result.tokens.shape == (1, 21)
     assert "the same tokens" in capsys.readouterr().out
@@ -77,8 +85,13 @@ def test_plug_rejects_an_unknown_exercise_a_model_without_the_piece_and_a_non_fu
     with pytest.raises(ValueError, match="'02.1' does not plug into the model; these do: 03.1"):
         with plug(tiny_model(), "02.1", print):
             pass
-    with pytest.raises(ValueError, match="the model has no MLA layer for exercise 03.1"):
+    with pytest.raises(ValueError, match="the model has no MLA layer for exercise 03.1 to "
+                       "plug into$"):
         with plug(tiny_model(attention="gqa"), "03.1", print):
+            pass
+    with pytest.raises(ValueError, match=r"no FP8 linear layer for exercise 08.4 to plug into: "
+                       r"convert it first: minids.fp8.convert_to_fp8\(model\)"):
+        with plug(tiny_model(), "08.4", print):
             pass
     with pytest.raises(ValueError, match="needs a function"):
         with plug(tiny_model(), "03.1", 3):

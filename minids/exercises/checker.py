@@ -214,6 +214,7 @@ def _tensor_difference(got, expected: torch.Tensor, exercise: Exercise, inputs: 
         return _shape_difference(got, expected, exercise)
     if got.dtype != expected.dtype:
         return f"wrong dtype: expected {expected.dtype}, got {got.dtype}"
+    got, expected = _computable(got), _computable(expected)
     if got.is_floating_point():
         bad = (got.isnan() & ~expected.isnan()) | (got.isinf() & ~expected.isinf())
         if bad.any():
@@ -233,7 +234,7 @@ def _input_returned(got: torch.Tensor, inputs: dict) -> str | None:
     """The name of the tensor argument that got equals, if any."""
     return next((name for name, value in inputs.items() if isinstance(value, torch.Tensor)
                  and value.shape == got.shape and value.dtype == got.dtype
-                 and torch.equal(value, got)), None)
+                 and torch.equal(_computable(value), _computable(got))), None)
 
 
 def _shape_difference(got: torch.Tensor, expected: torch.Tensor, exercise: Exercise) -> str:
@@ -322,11 +323,18 @@ def _single_number(value) -> bool:
 def _close(got: torch.Tensor, expected: torch.Tensor, exercise: Exercise) -> bool:
     if got.shape != expected.shape or got.dtype != expected.dtype:
         return False
+    got, expected = _computable(got), _computable(expected)
     if exercise.unordered:
         got, expected = got.sort(dim=-1).values, expected.sort(dim=-1).values
     if not got.is_floating_point():
         return torch.equal(got, expected)
     return torch.allclose(got, expected, rtol=exercise.rtol, atol=exercise.atol, equal_nan=True)
+
+
+def _computable(t: torch.Tensor) -> torch.Tensor:
+    """t as float32 if it is float8, which torch stores but cannot subtract or compare on
+    the CPU (its values are all exact in float32); else t itself."""
+    return t.float() if t.is_floating_point() and t.element_size() == 1 else t
 
 
 def _mistake(answers: list | None, cases: list[tuple], exercise: Exercise) -> str | None:

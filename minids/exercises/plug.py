@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from minids.fp8 import FP8Linear
 from minids.generate import generate, speculative_generate
 from minids.mla import MLA
 from minids.model import MiniDeepSeek
@@ -58,6 +59,7 @@ class Socket:
     absorb: bool = False  # decode (and run the logits) through the absorbed path
     mtp: bool = False  # the piece is the MTP module: compare its logits and drafts
     adapt: Callable = _bound  # (fn, module) -> the replacement method
+    needs: str = ""  # for a model without the module: how to get one
 
 
 SOCKETS = {
@@ -65,6 +67,8 @@ SOCKETS = {
     "03.2": Socket(MLA, "attend_absorbed", "MLA layer", absorb=True),
     "04.4": Socket(DeepSeekMoE, "forward", "MoE layer", adapt=_moe_layer),
     "06.1": Socket(MTPModule, "forward", "MTP module", mtp=True),
+    "08.4": Socket(FP8Linear, "forward", "FP8 linear layer",
+                   needs="convert it first: minids.fp8.convert_to_fp8(model)"),
 }
 
 
@@ -85,7 +89,7 @@ def plug(model: nn.Module, exercise_id: str, fn: Callable):
     modules = [m for m in model.modules() if isinstance(m, socket.module_type)]
     if not modules:
         raise ValueError(f"the model has no {socket.what} for exercise {exercise_id} to "
-                         "plug into")
+                         f"plug into{': ' + socket.needs if socket.needs else ''}")
     for module in modules:
         module.__dict__[socket.method] = socket.adapt(fn, module)  # shadows the method
     try:
