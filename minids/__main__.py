@@ -104,6 +104,15 @@ def build_parser() -> Parser:
         stage.add_argument("--seed", type=int, default=0)
         _add_common(stage)
 
+    passkey = commands.add_parser("passkey", help="passkey retrieval accuracy at a prompt "
+                                  "length (chapter 09)")
+    passkey.add_argument("--checkpoint", required=True, metavar="DIR")
+    passkey.add_argument("--length", type=positive_int, required=True,
+                         help="prompt length in tokens")
+    passkey.add_argument("--trials", type=positive_int, default=100)
+    passkey.add_argument("--seed", type=int, default=0)
+    _add_common(passkey)
+
     bench = commands.add_parser("bench", help="training tokens/s, MFU, and validation loss "
                                 "against a dense baseline at equal wall-clock time")
     bench.add_argument("--preset", default="book", help="tiny | book | small")
@@ -292,6 +301,17 @@ def run_chat(args):
         print(tokenizer.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=True))
 
 
+def run_passkey(args):
+    from minids.passkey import passkey_accuracy
+
+    model, tokenizer, _ = load_run(args, Path(args.checkpoint))
+    result = passkey_accuracy(model, tokenizer, args.length, args.trials, args.seed)
+    print(f"passkey at {args.length} tokens: {result.correct} of {result.trials} "
+          f"({result.accuracy:.1%}); longest prompt {result.longest} tokens")
+    for depth, (correct, trials) in result.by_depth.items():
+        print(f"  depth {depth:.2f}: {correct} of {trials}")
+
+
 def _ask_forever():
     print("Ask a question (an empty line or Ctrl-D quits).")
     while True:
@@ -350,7 +370,8 @@ def load_run(args, folder: Path):
 
 
 COMMANDS = {"data": run_data, "train": run_train, "sft": run_finetune, "grpo": run_finetune,
-            "export": run_export, "generate": run_generate, "chat": run_chat, "bench": run_bench}
+            "export": run_export, "generate": run_generate, "chat": run_chat,
+            "passkey": run_passkey, "bench": run_bench}
 
 
 def main(argv=None) -> int:

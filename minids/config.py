@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from minids.rope import yarn_mscale
 
-ROPE_SCALING_TYPES = ("yarn",)
+ROPE_SCALING_TYPES = ("yarn", "linear", "ntk")  # YaRN, position interpolation, NTK-aware
 ROPE_SCALING_KEYS = ("type", "factor", "original_max_position_embeddings", "beta_fast", "beta_slow")
 
 
@@ -49,7 +49,8 @@ class ModelConfig:
     first_k_dense_replace: int = 1
 
     # Positions. rope_scaling is None (plain RoPE) or DeepSeek's YaRN dict, e.g.
-    # {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}.
+    # {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}; "linear"
+    # (position interpolation) and "ntk" (NTK-aware) take the same keys, for comparison.
     rope_theta: float = 10000.0
     rope_scaling: dict | None = None
     max_position_embeddings: int = 512
@@ -92,7 +93,9 @@ class ModelConfig:
 
     @property
     def yarn_factor(self) -> float:
-        return float(self.rope_scaling["factor"]) if self.rope_scaling else 1.0
+        """YaRN's factor (1 without YaRN): the one scaling that changes the softmax too."""
+        scaling = self.rope_scaling
+        return float(scaling["factor"]) if scaling and scaling["type"] == "yarn" else 1.0
 
     @property
     def softmax_scale(self) -> float:

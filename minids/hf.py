@@ -56,6 +56,9 @@ def config_to_hf(config: ModelConfig):
     rope = {"rope_type": "default", "rope_theta": config.rope_theta}
     if config.rope_scaling is not None:
         s = config.rope_scaling
+        if s["type"] != "yarn":
+            raise ValueError(f"rope_scaling type {s['type']!r} is for comparison only; "
+                             "DeepseekV3 takes YaRN (type 'yarn')")
         rope.update(rope_type="yarn", factor=float(s["factor"]),
                     original_max_position_embeddings=s["original_max_position_embeddings"],
                     beta_fast=float(s.get("beta_fast", 32.0)),

@@ -1,10 +1,14 @@
-"""Rotary position embedding (RoPE) and its YaRN extension (REFERENCE §6).
+"""Rotary position embedding (RoPE) and three ways to stretch it (REFERENCE §6).
 
 RoPE turns each pair of channels (x_{2i}, x_{2i+1}) by the angle  position * inv_freq_i.
 DeepSeek rotates *interleaved* pairs, as a complex multiplication would; so do we.
-YaRN stretches a trained context by `factor`: it slows down (interpolates) the
-low-frequency pairs, keeps the high-frequency ones, ramps linearly in between, and
-sharpens the softmax by mscale^2 to make up for the flatter attention.
+To run a model `factor` times past its trained context:
+- position interpolation ("linear"): every frequency divided by factor;
+- NTK-aware scaling ("ntk"): a larger base, so the highest frequency stays and the
+  lowest is divided by factor;
+- YaRN ("yarn", DeepSeek-V3's): keeps the high-frequency pairs, interpolates the
+  low-frequency ones, ramps linearly in between, and sharpens the softmax by mscale^2 to
+  make up for the flatter attention.
 """
 
 import math
@@ -40,15 +44,30 @@ def yarn_inv_freq(dim, base, factor, original_max_position, beta_fast=32.0, beta
     return inv_freq / factor * ramp + inv_freq * (1 - ramp)
 
 
+def linear_inv_freq(dim: int, base: float, factor: float) -> torch.Tensor:
+    """Position interpolation: positions squeezed by factor, i.e. every frequency / factor."""
+    return rope_inv_freq(dim, base) / factor
+
+
+def ntk_inv_freq(dim: int, base: float, factor: float) -> torch.Tensor:
+    """NTK-aware scaling: base * factor^(dim / (dim - 2)), which keeps inv_freq_0 = 1 and
+    divides the lowest frequency, inv_freq_(dim/2 - 1), by exactly factor."""
+    return rope_inv_freq(dim, base * factor ** (dim / (dim - 2)))
+
+
 def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
     """The attention temperature factor 0.1 ln(s) + 1 (1 when the context is not stretched)."""
     return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
 
 
 def inv_freq_for(dim: int, base: float, rope_scaling: dict | None) -> torch.Tensor:
-    """Plain RoPE, or YaRN when rope_scaling says so (the dict of ModelConfig)."""
+    """Plain RoPE, or the scaling that rope_scaling names (the dict of ModelConfig)."""
     if rope_scaling is None:
         return rope_inv_freq(dim, base)
+    if rope_scaling["type"] == "linear":
+        return linear_inv_freq(dim, base, rope_scaling["factor"])
+    if rope_scaling["type"] == "ntk":
+        return ntk_inv_freq(dim, base, rope_scaling["factor"])
     return yarn_inv_freq(
         dim, base, rope_scaling["factor"], rope_scaling["original_max_position_embeddings"],
         rope_scaling.get("beta_fast", 32.0), rope_scaling.get("beta_slow", 1.0),

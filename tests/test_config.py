@@ -47,7 +47,7 @@ def test_top_k_must_fit_in_the_kept_groups():
 
 YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}
 BAD_ROPE_SCALING = [
-    ({**YARN, "type": "ntk"}, "type"),
+    ({**YARN, "type": "dynamic"}, "type"),
     ({**YARN, "factor": 0.5}, "factor"),
     ({**YARN, "original_max_position_embeddings": 0}, "original_max_position_embeddings"),
     ({**YARN, "beta_fast": 1.0, "beta_slow": 32.0}, "beta_fast"),

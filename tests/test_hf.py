@@ -266,3 +266,10 @@ def test_the_mtp_module_is_exported_in_deepseeks_layout_and_loads_into_transform
     assert max_diff(mtp_logits_of(mtp_model, hf_model, tokens), ours) <= TOL
     drafted = hf_model.generate(tokens[:, :8], max_new_tokens=12, do_sample=False, use_mtp=True)
     assert torch.equal(drafted, generate(model, tokens[:, :8], 12))
+
+
+@pytest.mark.parametrize("kind", ["linear", "ntk"])
+def test_only_yarn_exports_to_transformers(kind):
+    config = dataclasses.replace(TINY, rope_scaling={**YARN, "type": kind})
+    with pytest.raises(ValueError, match="DeepseekV3 takes YaRN"):
+        config_to_hf(config)

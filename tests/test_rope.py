@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from minids.rope import (apply_rope, rope_cos_sin, rope_inv_freq, yarn_correction_range,
-                         yarn_inv_freq, yarn_mscale)
+from minids.rope import (apply_rope, linear_inv_freq, ntk_inv_freq, rope_cos_sin,
+                         rope_inv_freq, yarn_correction_range, yarn_inv_freq, yarn_mscale)
 from tests.conftest import tiny_config
 
 
@@ -69,3 +69,25 @@ def test_interleaved_and_rotate_half_give_equal_scores():
     shifted = apply_rope(q[:1], cos[3:4], sin[3:4]) @ apply_rope(k[:1], cos[5:6], sin[5:6]).T
     base = apply_rope(q[:1], cos[0:1], sin[0:1]) @ apply_rope(k[:1], cos[2:3], sin[2:3]).T
     torch.testing.assert_close(shifted, base, rtol=1e-5, atol=1e-5)
+
+
+def test_position_interpolation_divides_every_frequency_by_the_factor():
+    torch.testing.assert_close(linear_inv_freq(64, 1e4, 4.0), rope_inv_freq(64, 1e4) / 4)
+
+
+def test_ntk_keeps_the_highest_frequency_and_divides_the_lowest_by_the_factor():
+    plain, ntk = rope_inv_freq(64, 1e4), ntk_inv_freq(64, 1e4, 4.0)
+    assert ntk[0] == plain[0] == 1.0
+    torch.testing.assert_close(ntk[-1], plain[-1] / 4)
+    assert ((plain / ntk)[1:].diff() > 0).all()  # the stretch grows toward low frequencies
+
+
+def test_only_yarn_changes_the_softmax_temperature():
+    from minids.config import ModelConfig
+
+    scales = {kind: ModelConfig.preset("tiny", rope_scaling={
+        "type": kind, "factor": 4.0, "original_max_position_embeddings": 16}).softmax_scale
+        for kind in ("yarn", "linear", "ntk")}
+    plain = ModelConfig.preset("tiny").softmax_scale
+    assert scales["linear"] == scales["ntk"] == plain < scales["yarn"]
+    assert scales["yarn"] == pytest.approx(plain * yarn_mscale(4.0) ** 2)

@@ -14,13 +14,17 @@ PASSKEY_INTRO = ("There is a pass key hidden in this long text. Find it and reme
 PASSKEY_QUESTION = "What is the pass key? The pass key is"
 
 
-def passkey_document(rng: random.Random, n_filler_sentences: int) -> tuple[str, str]:
+def passkey_document(rng: random.Random, n_filler_sentences: int,
+                     depth: float | None = None) -> tuple[str, str]:
     """(text, key): the intro, n filler sentences with "The pass key is KEY. Remember it."
-    at a random depth, then "What is the pass key? The pass key is KEY." To test a model,
-    cut the text after PASSKEY_QUESTION and compare what it writes next with the key."""
+    at a random depth (or at `depth`, a fraction of the sentences: 0 first, 1 last), then
+    "What is the pass key? The pass key is KEY." To test a model, cut the text after
+    PASSKEY_QUESTION and compare what it writes next with the key."""
     key = str(rng.randint(10000, 99999))
     sentences = [filler_sentence(rng) for _ in range(n_filler_sentences)]
-    sentences.insert(rng.randint(0, n_filler_sentences), f"The pass key is {key}. Remember it.")
+    where = rng.randint(0, n_filler_sentences) if depth is None else round(
+        depth * n_filler_sentences)
+    sentences.insert(where, f"The pass key is {key}. Remember it.")
     paragraphs = [" ".join(sentences[i:i + 6]) for i in range(0, len(sentences), 6)]
     text = "\n\n".join([PASSKEY_INTRO, *paragraphs, f"{PASSKEY_QUESTION} {key}."])
     return text, key

@@ -1,0 +1,76 @@
+"""Passkey retrieval: prompts of a given length with the key at a given depth, the
+scorer, and the `passkey` command."""
+
+import re
+
+import pytest
+import torch
+
+import minids
+from minids import passkey
+from minids.__main__ import main
+from minids.corpus.passkey import PASSKEY_QUESTION
+from minids.passkey import passkey_accuracy, passkey_prompt, read_key
+from tests.test_sft_grpo import TOKENIZER, tiny_chat_model
+
+
+@pytest.mark.parametrize("length", [40, 150, 400])
+def test_a_prompt_is_the_shortest_that_reaches_the_length_and_ends_with_the_question(length):
+    ids, key = passkey_prompt(TOKENIZER, length, 0.5, "seed")
+    text = TOKENIZER.decode(ids, skip_special_tokens=True)
+    assert len(ids) >= length and ids[0] == TOKENIZER.bos_id
+    assert text.endswith(PASSKEY_QUESTION) and f"The pass key is {key}." in text
+    assert (ids, key) == passkey_prompt(TOKENIZER, length, 0.5, "seed")  # repeats
+    assert len(ids) < length + 40  # a sentence or two past it, not a paragraph
+
+
+def test_the_key_sits_at_the_depth_asked_for():
+    def position(depth):
+        ids, key = passkey_prompt(TOKENIZER, 300, depth, "seed")
+        text = TOKENIZER.decode(ids, skip_special_tokens=True)
+        return text.index(f"The pass key is {key}.") / len(text)
+
+    first, middle, last = position(0.0), position(0.5), position(1.0)
+    assert first < 0.2 < 0.35 < middle < 0.65 < 0.8 < last
+
+
+def test_read_key_takes_the_first_five_digit_number_only():
+    assert read_key(" 48213.") == "48213"
+    assert read_key(" 482135 and 11111") == "11111"
+    assert read_key(" 4821.") is None and read_key("") is None
+
+
+def oracle_generate(model, ids, max_new_tokens):
+    """An answer that reads the key from the prompt: what a perfect model writes."""
+    key = re.search(r"pass key is (\d{5})\. Remember", TOKENIZER.decode(ids[0].tolist()))
+    answer = TOKENIZER.encode(f" {key.group(1)}.")
+    return torch.cat([ids, torch.tensor([answer])], dim=1)
+
+
+def test_the_scorer_counts_right_answers_and_spreads_the_depths(monkeypatch):
+    model = tiny_chat_model()
+    monkeypatch.setattr(passkey, "generate", oracle_generate)
+    perfect = passkey_accuracy(model, TOKENIZER, 60, trials=10)
+    assert perfect.accuracy == 1 and all(t == 2 for _, t in perfect.by_depth.values())
+    monkeypatch.setattr(passkey, "generate", lambda m, ids, n: torch.cat(
+        [ids, torch.tensor([TOKENIZER.encode(" 00000.")])], dim=1))
+    assert passkey_accuracy(model, TOKENIZER, 60, trials=10).correct == 0
+
+
+def test_a_real_model_scores_the_same_twice_and_a_long_prompt_is_refused():
+    model = tiny_chat_model()
+    first = passkey_accuracy(model, TOKENIZER, 60, trials=5, seed=3)
+    assert first == passkey_accuracy(model, TOKENIZER, 60, trials=5, seed=3)
+    with pytest.raises(ValueError, match="exceed the model's context of 256"):
+        passkey_accuracy(model, TOKENIZER, 300, trials=1)
+
+
+def test_the_passkey_command_prints_the_accuracy_and_each_depth(tmp_path, capsys):
+    minids.save(tiny_chat_model(), tmp_path)
+    TOKENIZER.save(tmp_path / "tokenizer.json")
+    argv = ["passkey", "--checkpoint", str(tmp_path), "--length", "50", "--trials", "5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("passkey at 50 tokens: ") and out.count("depth ") == 5
+    assert main(argv[:3] + ["--length", "900"]) == 1
+    assert "exceed the model's context" in capsys.readouterr().err
