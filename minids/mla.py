@@ -98,13 +98,20 @@ class MLA(nn.Module):
         return out.transpose(1, 2)[..., : self.v_dim]  # (B, T, H, v_dim)
 
     def attend_absorbed(self, q_nope, q_rope, latent, k_rope):
-        T, S = q_nope.shape[1], latent.shape[1]
+        """Attention over the cache itself: W_UK folded into the query, W_UV applied after.
+        Every product is a batched matmul; the H heads of a query share one latent, so
+        they are stacked as H * T rows against it rather than broadcast."""
+        B, T, H, _ = q_nope.shape
+        S = latent.shape[1]
         w_uk, w_uv = self.up_projections()
-        q_latent = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, kv_lora_rank)
-        scores = (torch.einsum("bthc,bsc->bhts", q_latent, latent)
-                  + torch.einsum("bthr,bsr->bhts", q_rope, k_rope)) * self.softmax_scale
+        q_latent = q_nope.transpose(1, 2) @ w_uk  # (B, H, T, nope) @ (H, nope, c)
+        q_rope = q_rope.transpose(1, 2).reshape(B, H * T, self.rope_dim)  # (B, H*T, rope)
+        scores = (q_latent.reshape(B, H * T, -1) @ latent.transpose(1, 2)  # (B, H*T, S)
+                  + q_rope @ k_rope.transpose(1, 2)) * self.softmax_scale
+        scores = scores.view(B, H, T, S)
         if T > 1:
             scores = scores.masked_fill(~causal_mask(T, S, scores.device), float("-inf"))
         probs = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
-        out_latent = torch.einsum("bhts,bsc->bthc", probs.type_as(latent), latent)
-        return torch.einsum("bthc,hvc->bthv", out_latent, w_uv)  # (B, T, H, v_dim)
+        out_latent = probs.type_as(latent).view(B, H * T, S) @ latent  # (B, H*T, c)
+        out = out_latent.view(B, H, T, -1) @ w_uv.transpose(1, 2)  # (B, H, T, v_dim)
+        return out.transpose(1, 2)  # (B, T, H, v_dim)
