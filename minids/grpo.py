@@ -179,10 +179,11 @@ def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=
                 problems = math_eval_set(n=config.eval_problems)
                 record["math_accuracy"] = math_accuracy(model.eval(), tokenizer, problems)[0]
             append_log(out_dir, record)
+            stopping = interrupt.requested  # read once: a signal after this waits a step
             if step + 1 < config.steps and ((step + 1) % config.checkpoint_every == 0
-                                            or interrupt.requested):
+                                            or stopping):
                 save(step + 1)
-            if interrupt.requested and step + 1 < config.steps:
+            if stopping and step + 1 < config.steps:
                 raise RunInterrupted(step + 1, out_dir, RESUME_COMMAND)
     model.eval()
     if out_dir is not None and start < config.steps:

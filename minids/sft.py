@@ -89,10 +89,11 @@ def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=No
             append_log(out_dir, {"step": step + 1, "loss": out.loss.item(),
                                  "main_loss": out.main_loss.item(), "lr": schedule(step),
                                  "grad_norm": grad_norm, "maxvio": maxvio})
+            stopping = interrupt.requested  # read once: a signal after this waits a step
             if step + 1 < config.steps and ((step + 1) % config.checkpoint_every == 0
-                                            or interrupt.requested):
+                                            or stopping):
                 save(step + 1)
-            if interrupt.requested and step + 1 < config.steps:
+            if stopping and step + 1 < config.steps:
                 raise RunInterrupted(step + 1, out_dir, RESUME_COMMAND)
     model.eval()
     if out_dir is not None and start < config.steps:

@@ -243,12 +243,12 @@ class Trainer:
                     record.update(self.evaluate())
                 if self.is_main:
                     self.log(record)
-                if (self.step % c.checkpoint_every == 0 or self.step == stop
-                        or interrupt.requested):
+                stopping = interrupt.requested  # read once: a signal after this waits a step
+                if self.step % c.checkpoint_every == 0 or self.step == stop or stopping:
                     self.save_state()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['main_loss']:.3f}", lr=f"{record['lr']:.1e}")
-                if interrupt.requested and self.step < stop:
+                if stopping and self.step < stop:
                     bar.close()
                     raise RunInterrupted(self.step, self.out_dir, RESUME_COMMAND)
         bar.close()
