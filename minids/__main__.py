@@ -307,7 +307,7 @@ def run_passkey(args):
     model, tokenizer, _ = load_run(args, Path(args.checkpoint))
     result = passkey_accuracy(model, tokenizer, args.length, args.trials, args.seed)
     print(f"passkey at {args.length} tokens: {result.correct} of {result.trials} "
-          f"({result.accuracy:.1%}); longest prompt {result.longest} tokens")
+          f"({result.accuracy:.1%}); prompts of {result.shortest} to {result.longest} tokens")
     for depth, (correct, trials) in result.by_depth.items():
         print(f"  depth {depth:.2f}: {correct} of {trials}")
 

@@ -881,6 +881,95 @@ def v3_recipe() -> Figure:
 
 
 # --------------------------------------------------------------------------------------
+# 09: long context.
+# --------------------------------------------------------------------------------------
+
+def _arc(ax, x, y, r, start, stop, color, lw, dashed=False):
+    """An arc of the circle at (x, y), radius r, from angle start to stop (radians,
+    counter-clockwise from 3 o'clock)."""
+    steps = max(2, int(abs(stop - start) / 0.02))
+    angles = torch.linspace(start, stop, steps)
+    ax.plot((x + r * angles.cos()).tolist(), (y + r * angles.sin()).tolist(), color=color,
+            lw=lw, ls="--" if dashed else "-", solid_capstyle="butt", zorder=3)
+
+
+def rope_clocks(config=None, trained: int = 256, extended: int = 1024) -> Figure:
+    """Chapter 09: each RoPE pair is a clock hand that turns position x inv_freq. Over the
+    trained context a fast hand goes round many times, a slow one sweeps a small arc;
+    run longer and the slow hand points where training never saw it. Position
+    interpolation slows every hand, so neighbours also turn apart by less; YaRN slows
+    only the slow ones. Rows: plain RoPE, PI and YaRN at factor extended / trained;
+    columns: the fastest pair, one on YaRN's ramp and a slow one."""
+    from minids.rope import linear_inv_freq, rope_inv_freq, yarn_inv_freq
+
+    c = _config(config)
+    dim, base, factor = c.qk_rope_head_dim, c.rope_theta, extended / trained
+    pairs = (0, dim // 2 - 5, dim // 2 - 3)  # the fastest, one on YaRN's ramp, a slow one
+    methods = (("plain RoPE", rope_inv_freq(dim, base)),
+               (f"position interpolation (÷{factor:g})", linear_inv_freq(dim, base, factor)),
+               ("YaRN", yarn_inv_freq(dim, base, factor, trained)))
+    seen = rope_inv_freq(dim, base) * (trained - 1)  # the arc training swept, per pair
+    fig, ax = _canvas(9, 6.6, f"RoPE's hands at {trained:,} and {extended:,} tokens")
+    two_pi, r = 2 * torch.pi, 0.5
+    for col, pair in enumerate(pairs):
+        x = 3.3 + col * 2.1
+        wavelength = two_pi / rope_inv_freq(dim, base)[pair].item()
+        _text(ax, x, 5.85, f"pair {pair}: one turn\nevery {wavelength:,.0f} tokens", size=SMALL)
+        for row, (name, inv_freq) in enumerate(methods):
+            y = 4.75 - row * 1.6
+            if col == 0:
+                _text(ax, 0.95, y, name.replace(" (", "\n("), size=FONT, ha="center")
+            ax.add_patch(Circle((x, y), r, facecolor="none", edgecolor=MUTED, lw=0.6))
+            reach = inv_freq[pair].item() * (extended - 1)
+            trained_arc = min(seen[pair].item(), two_pi)
+            _arc(ax, x, y, r, 0, trained_arc, ROLES["weights"][1], 3.2)
+            if reach > trained_arc:
+                _arc(ax, x, y, r, trained_arc, min(reach, two_pi), ROLES["loss"][1], 3.2,
+                     dashed=True)
+            new = max(0.0, min(reach, two_pi) - trained_arc) * 180 / torch.pi
+            step = inv_freq[pair].item() * 180 / torch.pi
+            _text(ax, x, y - r - 0.32, f"new angles: {new:.0f}°\n{step:.3g}° a token",
+                  size=SMALL, color=ROLES["loss"][1] if new >= 0.5 else MUTED)
+    blue = Patch(facecolor=ROLES["weights"][1], label=f"angles training saw (positions "
+                 f"0–{trained - 1})")
+    orange = Patch(facecolor=ROLES["loss"][1], label=f"new angles up to position "
+                   f"{extended - 1:,}")
+    ax.legend(handles=[blue, orange], loc="lower center", bbox_to_anchor=(4.5, 0.05),
+              bbox_transform=ax.transData, ncol=2, frameon=False, fontsize=SMALL)
+    return fig
+
+
+def context_extension() -> Figure:
+    """Chapter 09: V3's two YaRN stages (report §4.3) and the book's, at 1/16 the length;
+    the book's stages are read from minids.long.STAGES."""
+    from minids.long import STAGES
+
+    fig, ax = _canvas(9, 3.7, "Extending the context in two YaRN stages")
+    base, first, second = STAGES
+    rows = (("DeepSeek-V3", 2.75, ("pretraining\n4K tokens, 14.8T tokens",
+                                    "stage 1: 32K tokens\n1,000 steps × 1,920 rows",
+                                    "stage 2: 128K tokens\n1,000 steps × 480 rows"),
+             "YaRN s = 40, α = 1, β = 32; lr 7.3e-6"),
+            ("the book", 1.05, (f"base model\n{base.seq_len} tokens, {base.steps:,} steps",
+                                f"stage 1: {first.seq_len} tokens\n{first.steps} steps × "
+                                f"{first.batch_size} rows",
+                                f"stage 2: {second.seq_len:,} tokens\n{second.steps} steps "
+                                f"× {second.batch_size} rows"),
+             f"YaRN s = {first.rope_scaling['factor']:g}, same α, β; lr {first.max_lr:g}"))
+    for name, y, boxes, note in rows:
+        _text(ax, 0.7, y, name, size=FONT, weight="bold")
+        xs = (2.45, 4.95, 7.45)
+        for i, (x, text) in enumerate(zip(xs, boxes)):
+            _box(ax, x, y, 2.0, 0.72, text, role="op" if i == 0 else "weights", size=SMALL)
+            if i:
+                _arrow(ax, (xs[i - 1] + 1.0, y), (x - 1.0, y))
+        _text(ax, 6.2, y - 0.62, note, size=SMALL, color=MUTED)
+    _text(ax, 4.5, 0.12, "each stage fine-tunes the one before on longer rows; the YaRN "
+          "scale stays the same in both", color=MUTED)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------
 
@@ -927,4 +1016,4 @@ def hf_ecosystem(config=None) -> Figure:
 
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
             bias_balancing_loop, mtp_across_positions, pretraining_step, v3_recipe, fp8_gemm,
-            hf_ecosystem)
+            rope_clocks, context_extension, hf_ecosystem)

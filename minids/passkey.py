@@ -2,12 +2,12 @@
 depth of a haystack of a given length, in tokens?
 
 Each trial builds a passkey document (`minids.corpus.passkey`) whose prompt, up to and
-including "What is the pass key? The pass key is", is at least `length` tokens long, with
-the key at a chosen depth; the model continues it greedily and passes the trial when the
-first five-digit number it writes is the key. Trials are spread evenly over the depths,
+including "What is the pass key? The pass key is", is as long as fits in `length`
+tokens, with the key at a chosen depth; the model continues it greedily and passes the
+trial when the first five-digit number it writes is the key. Trials are spread evenly over the depths,
 and each trial's document comes from its own seeded generator, so a score repeats exactly.
 
-    python -m minids passkey --checkpoint data/book --length 256 --trials 100
+    python -m minids passkey --checkpoint data/long/stage2 --length 1016 --trials 100
 """
 
 import random
@@ -22,20 +22,26 @@ from minids.tokenizer import Tokenizer
 
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where the key sits, as a fraction of the haystack
 ANSWER_TOKENS = 8  # the greedy tokens read after the question: " 48213." and spare
-TOKENS_PER_SENTENCE = 12  # about, for the first guess of the haystack's size
+TOKENS_PER_SENTENCE = 12  # about: the first guess of the haystack's size
 
 
 def passkey_prompt(tokenizer: Tokenizer, length: int, depth: float, seed: str):
-    """(ids, key): a <|bos|>-led prompt of at least `length` tokens (the fewest filler
-    sentences that reach it), ending with the question, the key at `depth`."""
-    n = max(1, length // TOKENS_PER_SENTENCE - 4)
-    while True:
+    """(ids, key): a <|bos|>-led prompt of at most `length` tokens (the most filler
+    sentences that fit), ending with the question, the key at `depth`."""
+    def prompt(n):
         text, key = passkey_document(random.Random(seed), n, depth)
-        prompt = text[: text.rindex(PASSKEY_QUESTION) + len(PASSKEY_QUESTION)]
-        ids = tokenizer.encode(prompt, bos=True)
-        if len(ids) >= length:
-            return ids, key
-        n += max(1, (length - len(ids)) // TOKENS_PER_SENTENCE)
+        cut = text[: text.rindex(PASSKEY_QUESTION) + len(PASSKEY_QUESTION)]
+        return tokenizer.encode(cut, bos=True), key
+
+    n = max(1, length // TOKENS_PER_SENTENCE)
+    while n > 1 and len(prompt(n)[0]) > length:
+        n -= 1
+    if len(prompt(n)[0]) > length:
+        raise ValueError(f"passkey: {length} tokens cannot hold a passkey prompt (the "
+                         f"shortest takes {len(prompt(1)[0])})")
+    while len(prompt(n + 1)[0]) <= length:  # a sentence adds tokens: stop at the last fit
+        n += 1
+    return prompt(n)
 
 
 def read_key(text: str) -> str | None:
@@ -50,7 +56,8 @@ class PasskeyResult:
     trials: int
     correct: int
     by_depth: dict  # depth -> (correct, trials)
-    longest: int  # the longest prompt of the trials, in tokens
+    shortest: int  # the shortest and the longest prompt of the trials, in tokens
+    longest: int
 
     @property
     def accuracy(self) -> float:
@@ -64,22 +71,22 @@ def passkey_accuracy(model, tokenizer: Tokenizer, length: int, trials: int = 100
     if length < 1 or trials < 1:
         raise ValueError(f"passkey: length and trials must be >= 1, got {length} and {trials}")
     context = model.config.max_position_embeddings
+    if length + ANSWER_TOKENS > context:
+        raise ValueError(f"passkey: a prompt of up to {length} tokens and its answer "
+                         f"({ANSWER_TOKENS} tokens) exceed the model's context of {context} "
+                         "tokens: extend it first (rope_scaling) or ask for a shorter --length")
     device = next(model.parameters()).device
     model.eval()
     by_depth = {depth: [0, 0] for depth in depths}
-    longest = 0
+    lengths = []
     for trial in range(trials):
         depth = depths[trial % len(depths)]
         ids, key = passkey_prompt(tokenizer, length, depth, f"minids/passkey/{seed}/{trial}")
-        if len(ids) + ANSWER_TOKENS > context:
-            raise ValueError(f"passkey: a prompt of {len(ids)} tokens and its answer exceed "
-                             f"the model's context of {context} tokens: extend it first "
-                             "(rope_scaling) or ask for a shorter --length")
-        longest = max(longest, len(ids))
+        lengths.append(len(ids))
         out = generate(model, torch.tensor([ids], device=device), ANSWER_TOKENS)
         answer = tokenizer.decode(out[0, len(ids):].tolist(), skip_special_tokens=True)
         by_depth[depth][0] += read_key(answer) == key
         by_depth[depth][1] += 1
     correct = sum(c for c, _ in by_depth.values())
     return PasskeyResult(length, trials, correct,
-                         {d: tuple(v) for d, v in by_depth.items()}, longest)
+                         {d: tuple(v) for d, v in by_depth.items()}, min(lengths), max(lengths))

@@ -23,7 +23,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from minids import default_device, runs
+from minids import checkpoint, default_device, runs
+from minids.checkpoint import WEIGHTS_FILE
 from minids.config import ModelConfig
 from minids.data import Batches
 from minids.fp8 import convert_to_fp8
@@ -181,10 +182,12 @@ def optimizer_step(model: MiniDeepSeek, optimizer, grad_clip: float, all_reduce_
 
 class Trainer:
     """Holds a run's state. `Trainer(...).run()` trains to config.steps, resuming from
-    out_dir if it already holds a training state and resume=True."""
+    out_dir if it already holds a training state and resume=True. `init_from`, a
+    checkpoint folder, starts the run from its weights instead of a fresh init (a context
+    extension: the same shapes, a new rope_scaling)."""
 
     def __init__(self, model_config: ModelConfig, config: TrainConfig, train_tokens, val_tokens,
-                 out_dir, device="auto", resume=False):
+                 out_dir, device="auto", resume=False, init_from=None):
         self.config, self.out_dir = config, Path(out_dir)
         self.rank, self.world_size = _distributed_rank_and_size()
         if config.batch_size % (config.grad_accum * self.world_size):
@@ -198,6 +201,8 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         _seed_everything(config.seed)
         self.model = MiniDeepSeek(model_config).to(self.device)
+        if init_from is not None:
+            self.model = checkpoint.load_weights(self.model, Path(init_from) / WEIGHTS_FILE)
         if config.fp8:
             convert_to_fp8(self.model)
         self.optimizer = make_optimizer(self.model, config.weight_decay, config.betas)

@@ -14,14 +14,19 @@ from minids.passkey import passkey_accuracy, passkey_prompt, read_key
 from tests.test_sft_grpo import TOKENIZER, tiny_chat_model
 
 
-@pytest.mark.parametrize("length", [40, 150, 400])
-def test_a_prompt_is_the_shortest_that_reaches_the_length_and_ends_with_the_question(length):
+@pytest.mark.parametrize("length", [80, 150, 400])
+def test_a_prompt_is_the_longest_that_fits_the_length_and_ends_with_the_question(length):
     ids, key = passkey_prompt(TOKENIZER, length, 0.5, "seed")
     text = TOKENIZER.decode(ids, skip_special_tokens=True)
-    assert len(ids) >= length and ids[0] == TOKENIZER.bos_id
+    assert len(ids) <= length and ids[0] == TOKENIZER.bos_id
     assert text.endswith(PASSKEY_QUESTION) and f"The pass key is {key}." in text
     assert (ids, key) == passkey_prompt(TOKENIZER, length, 0.5, "seed")  # repeats
-    assert len(ids) < length + 40  # a sentence or two past it, not a paragraph
+    assert len(ids) > length - 40  # short of it by a sentence or two, not a paragraph
+
+
+def test_a_length_too_short_for_any_prompt_is_refused():
+    with pytest.raises(ValueError, match="cannot hold a passkey prompt"):
+        passkey_prompt(TOKENIZER, 20, 0.5, "seed")
 
 
 def test_the_key_sits_at_the_depth_asked_for():
@@ -50,27 +55,28 @@ def oracle_generate(model, ids, max_new_tokens):
 def test_the_scorer_counts_right_answers_and_spreads_the_depths(monkeypatch):
     model = tiny_chat_model()
     monkeypatch.setattr(passkey, "generate", oracle_generate)
-    perfect = passkey_accuracy(model, TOKENIZER, 60, trials=10)
+    perfect = passkey_accuracy(model, TOKENIZER, 100, trials=10)
     assert perfect.accuracy == 1 and all(t == 2 for _, t in perfect.by_depth.values())
     monkeypatch.setattr(passkey, "generate", lambda m, ids, n: torch.cat(
         [ids, torch.tensor([TOKENIZER.encode(" 00000.")])], dim=1))
-    assert passkey_accuracy(model, TOKENIZER, 60, trials=10).correct == 0
+    assert passkey_accuracy(model, TOKENIZER, 100, trials=10).correct == 0
 
 
 def test_a_real_model_scores_the_same_twice_and_a_long_prompt_is_refused():
     model = tiny_chat_model()
-    first = passkey_accuracy(model, TOKENIZER, 60, trials=5, seed=3)
-    assert first == passkey_accuracy(model, TOKENIZER, 60, trials=5, seed=3)
+    first = passkey_accuracy(model, TOKENIZER, 100, trials=5, seed=3)
+    assert first == passkey_accuracy(model, TOKENIZER, 100, trials=5, seed=3)
     with pytest.raises(ValueError, match="exceed the model's context of 256"):
-        passkey_accuracy(model, TOKENIZER, 300, trials=1)
+        passkey_accuracy(model, TOKENIZER, 250, trials=1)  # 250 + the answer's 8 > 256
+    assert passkey_accuracy(model, TOKENIZER, 248, trials=1).longest <= 248
 
 
 def test_the_passkey_command_prints_the_accuracy_and_each_depth(tmp_path, capsys):
     minids.save(tiny_chat_model(), tmp_path)
     TOKENIZER.save(tmp_path / "tokenizer.json")
-    argv = ["passkey", "--checkpoint", str(tmp_path), "--length", "50", "--trials", "5"]
+    argv = ["passkey", "--checkpoint", str(tmp_path), "--length", "100", "--trials", "5"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("passkey at 50 tokens: ") and out.count("depth ") == 5
+    assert out.startswith("passkey at 100 tokens: ") and out.count("depth ") == 5
     assert main(argv[:3] + ["--length", "900"]) == 1
     assert "exceed the model's context" in capsys.readouterr().err

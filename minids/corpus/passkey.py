@@ -2,7 +2,8 @@
 
 A long document hides a "The pass key is 48213." line at a random depth among filler
 sentences of the story grammar, then asks for the key and gives it: cut the text after
-PASSKEY_QUESTION to test a model.
+PASSKEY_QUESTION to test a model. `copy_document` writes a list of keys twice: copying
+the second from the first is the skill that retrieving a key needs (chapter 09).
 """
 
 import random
@@ -28,3 +29,10 @@ def passkey_document(rng: random.Random, n_filler_sentences: int,
     paragraphs = [" ".join(sentences[i:i + 6]) for i in range(0, len(sentences), 6)]
     text = "\n\n".join([PASSKEY_INTRO, *paragraphs, f"{PASSKEY_QUESTION} {key}."])
     return text, key
+
+
+def copy_document(rng: random.Random, n_keys: int) -> str:
+    """n_keys random five-digit keys, then the same keys again in the same order: every
+    digit of the second list can be read off the first (six tokens a key)."""
+    keys = " ".join(str(rng.randint(10000, 99999)) for _ in range(n_keys))
+    return f" {keys}\n{keys}"

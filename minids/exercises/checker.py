@@ -154,6 +154,8 @@ def _matches(got, expected, exercise: Exercise) -> bool:
                 and all(_matches(g, e, exercise) for g, e in zip(got, expected)))
     if isinstance(expected, torch.Tensor):
         return isinstance(got, torch.Tensor) and _close(got, expected, exercise)
+    if expected is None or isinstance(expected, str):  # text answers: exactly equal
+        return type(got) is type(expected) and got == expected
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
         return False
     if isinstance(expected, numbers.Integral) and not float(got).is_integer():
@@ -169,6 +171,8 @@ def _explain(got, expected, exercise: Exercise, inputs: dict, factor: float | No
         return _tuple_difference(got, expected, exercise, inputs)
     if isinstance(expected, torch.Tensor):
         return _tensor_difference(got, expected, exercise, inputs, factor)
+    if expected is None or isinstance(expected, str):
+        return f"got {_kind(got)}, expected {_kind(expected)}"
     return _number_difference(got, expected, exercise, factor)
 
 
