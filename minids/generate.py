@@ -4,7 +4,8 @@ The prompt is processed once (prefill, naive MLA path); then each new token atte
 the cached latents through the absorbed path. `speculative_generate` adds MTP drafting
 (REFERENCE §4): the MTP module guesses the token after next, and one main-model pass on
 two tokens both produces the next token and verifies the guess. Greedy output is the
-same token for token; accepted guesses save main-model passes.
+same token for token, and sampled output has the same distribution (the rejection rule
+of speculative sampling); accepted guesses save main-model passes.
 """
 
 import math
@@ -112,9 +113,18 @@ class SpeculativeResult:
 
 
 @torch.no_grad()
-def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_token_id=None):
-    """Greedy decoding with the first MTP module drafting one token ahead (batch of one)."""
+def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_token_id=None,
+                         temperature=0.0, top_k=None, top_p=None, generator=None):
+    """Decoding with the first MTP module drafting one token ahead (batch of one).
+
+    Greedy (temperature 0): a draft is kept when it is the main model's argmax, so the
+    output is plain greedy decoding's, token for token. Sampling: the draft x is drawn
+    from the MTP module's distribution q and kept with probability min(1, p(x) / q(x)),
+    p the main model's; a rejected draft is replaced by a draw from max(0, p - q),
+    renormalised (speculative sampling). Either way every token is distributed exactly
+    as plain sampling from p (with the same temperature, top_k and top_p) would draw it."""
     _check_request(model, input_ids, max_new_tokens)
+    check_sampling(temperature, top_k, top_p)
     if input_ids.shape[0] != 1:
         raise ValueError(f"speculative decoding takes one sequence, got a batch of {input_ids.shape[0]}")
     if not model.mtp:
@@ -122,20 +132,52 @@ def speculative_generate(model: MiniDeepSeek, input_ids, max_new_tokens, eos_tok
     was_training = model.training
     model.eval()
     try:
-        return _speculative(model, input_ids, max_new_tokens, eos_token_id)
+        pick = _Picker(temperature, top_k, top_p, generator)
+        return _speculative(model, input_ids, max_new_tokens, eos_token_id, pick)
     finally:
         model.train(was_training)
 
 
-def _speculative(model, input_ids, max_new_tokens, eos_token_id) -> SpeculativeResult:
+@dataclass
+class _Picker:
+    """Turns logits into the distribution decoding draws from, and draws."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    generator: torch.Generator | None
+
+    def probs(self, logits):  # (n, vocab) -> (n, vocab); one-hot at temperature 0
+        if self.temperature == 0:
+            return torch.zeros_like(logits, dtype=torch.float).scatter_(
+                -1, logits.argmax(-1, keepdim=True), 1.0)
+        return sampling_probs(logits, self.temperature, self.top_k, self.top_p)
+
+    def draw(self, probs) -> int:  # probs (vocab,)
+        if self.temperature == 0:
+            return int(probs.argmax())
+        return int(torch.multinomial(probs, 1, generator=self.generator))
+
+    def keeps(self, p_draft: float, q_draft: float) -> bool:
+        """Accept a draft with probability min(1, p / q) (greedy: 1 or 0, no draw)."""
+        ratio = p_draft / q_draft
+        if ratio >= 1 or self.temperature == 0:
+            return ratio >= 1
+        device = None if self.generator is None else self.generator.device
+        return bool(torch.rand((), generator=self.generator, device=device) < ratio)
+
+
+def _speculative(model, input_ids, max_new_tokens, eos_token_id, pick) -> SpeculativeResult:
     T = input_ids.shape[1]
     cache = model.new_cache(1, T + max_new_tokens)
     mtp_cache = model.new_cache(1, T + max_new_tokens, mtp=True)
 
     out = model(input_ids, cache=cache, absorb=False)
-    new = [int(out.logits[0, -1].argmax())]  # t_T
+    new = [pick.draw(pick.probs(out.logits[0, -1:])[0])]  # t_T
     # MTP position i sees h_i and t_{i+1}; its output guesses t_{i+2}.
-    draft = _mtp_draft(model, mtp_cache, out.hidden, [*input_ids[0, 1:].tolist(), new[0]])
+    q = pick.probs(_mtp_logits(model, mtp_cache, out.hidden,
+                               [*input_ids[0, 1:].tolist(), new[0]]))[0]  # (vocab,)
+    draft = pick.draw(q)
     drafted = accepted = 0
     main_passes = 1
     while len(new) < max_new_tokens and new[-1] != eos_token_id:
@@ -144,14 +186,16 @@ def _speculative(model, input_ids, max_new_tokens, eos_token_id) -> SpeculativeR
         out = model(step, cache=cache)
         main_passes += 1
         drafted += 1
-        best = out.logits[0].argmax(dim=-1).tolist()
-        if best[0] == draft:
+        p = pick.probs(out.logits[0])  # (2, vocab)
+        if pick.keeps(p[0, draft].item(), q[draft].item()):
             accepted += 1
-            verified, hidden = [draft, best[1]], out.hidden
+            verified, hidden = [draft, pick.draw(p[1])], out.hidden
         else:
-            verified, hidden = [best[0]], out.hidden[:, :1]
+            residual = (p[0] - q).clamp(min=0)  # where p exceeds q: what the draft missed
+            verified, hidden = [pick.draw(residual / residual.sum())], out.hidden[:, :1]
             cache.crop(cache.length - 1)  # forget the rejected draft
-        draft = _mtp_draft(model, mtp_cache, hidden, verified)
+        q = pick.probs(_mtp_logits(model, mtp_cache, hidden, verified))[0]
+        draft = pick.draw(q)
         new += verified
     new = new[:max_new_tokens]
     if eos_token_id in new:
@@ -160,11 +204,11 @@ def _speculative(model, input_ids, max_new_tokens, eos_token_id) -> SpeculativeR
     return SpeculativeResult(tokens, drafted, accepted, main_passes)
 
 
-def _mtp_draft(model, mtp_cache, hidden, next_tokens) -> int:
+def _mtp_logits(model, mtp_cache, hidden, next_tokens) -> torch.Tensor:
     """Run the first MTP module on new positions (hidden (1, n, H), the n tokens that
-    follow them) and return its greedy guess for the token after the last one."""
+    follow them) and return its logits (1, vocab) for the token after the last one."""
     start, n = mtp_cache.length, hidden.shape[1]
     cos, sin = model.rope_cos[start : start + n], model.rope_sin[start : start + n]
     ids = torch.tensor([next_tokens], device=hidden.device)
     _, logits, _ = model.mtp[0](hidden, ids, cos, sin, mtp_cache.layers[0], absorb=n == 1)
-    return int(logits[0, -1].argmax())
+    return logits[:, -1]
