@@ -158,13 +158,25 @@ class _Picker:
             return int(probs.argmax())
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
-    def keeps(self, p_draft: float, q_draft: float) -> bool:
-        """Accept a draft with probability min(1, p / q) (greedy: 1 or 0, no draw)."""
-        ratio = p_draft / q_draft
-        if ratio >= 1 or self.temperature == 0:
-            return ratio >= 1
+    def uniform(self) -> float:
+        """u ~ U(0, 1) for the acceptance test; 0 at temperature 0 (no draw: with
+        one-hot p and q the test keeps a draft exactly when it is p's argmax)."""
+        if self.temperature == 0:
+            return 0.0
         device = None if self.generator is None else self.generator.device
-        return bool(torch.rand((), generator=self.generator, device=device) < ratio)
+        return torch.rand((), generator=self.generator, device=device).item()
+
+
+def verify_draft(p, q, draft: int, u: float):
+    """Speculative sampling's rule for one draft (p, q: (vocab,) the main model's and the
+    drafter's distributions; draft ~ q; u ~ U(0, 1)). Returns (kept, dist): the draft is
+    kept when u < p[draft] / q[draft], and dist is one-hot at it; otherwise dist is
+    max(0, p - q) renormalised, what the draft under-sampled, to draw the token from.
+    Averaged over draft ~ q and u, the token drawn from dist is distributed as p."""
+    if u < p[draft] / q[draft]:
+        return True, torch.zeros_like(p).index_fill_(0, torch.tensor(draft, device=p.device), 1.0)
+    residual = (p - q).clamp(min=0)
+    return False, residual / residual.sum()
 
 
 def _speculative(model, input_ids, max_new_tokens, eos_token_id, pick) -> SpeculativeResult:
@@ -187,12 +199,12 @@ def _speculative(model, input_ids, max_new_tokens, eos_token_id, pick) -> Specul
         main_passes += 1
         drafted += 1
         p = pick.probs(out.logits[0])  # (2, vocab)
-        if pick.keeps(p[0, draft].item(), q[draft].item()):
+        kept, dist = verify_draft(p[0], q, draft, pick.uniform())
+        if kept:
             accepted += 1
             verified, hidden = [draft, pick.draw(p[1])], out.hidden
         else:
-            residual = (p[0] - q).clamp(min=0)  # where p exceeds q: what the draft missed
-            verified, hidden = [pick.draw(residual / residual.sum())], out.hidden[:, :1]
+            verified, hidden = [pick.draw(dist)], out.hidden[:, :1]
             cache.crop(cache.length - 1)  # forget the rejected draft
         q = pick.probs(_mtp_logits(model, mtp_cache, hidden, verified))[0]
         draft = pick.draw(q)

@@ -154,7 +154,7 @@ def _matches(got, expected, exercise: Exercise) -> bool:
                 and all(_matches(g, e, exercise) for g, e in zip(got, expected)))
     if isinstance(expected, torch.Tensor):
         return isinstance(got, torch.Tensor) and _close(got, expected, exercise)
-    if expected is None or isinstance(expected, str):  # text answers: exactly equal
+    if expected is None or isinstance(expected, (str, bool)):  # text, yes/no: exactly
         return type(got) is type(expected) and got == expected
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
         return False
@@ -171,7 +171,7 @@ def _explain(got, expected, exercise: Exercise, inputs: dict, factor: float | No
         return _tuple_difference(got, expected, exercise, inputs)
     if isinstance(expected, torch.Tensor):
         return _tensor_difference(got, expected, exercise, inputs, factor)
-    if expected is None or isinstance(expected, str):
+    if expected is None or isinstance(expected, (str, bool)):
         return f"got {_kind(got)}, expected {_kind(expected)}"
     return _number_difference(got, expected, exercise, factor)
 
