@@ -66,8 +66,14 @@ class PasskeyResult:
 
 @torch.no_grad()
 def passkey_accuracy(model, tokenizer: Tokenizer, length: int, trials: int = 100,
-                     seed: int = 0, depths=DEPTHS) -> PasskeyResult:
-    """Score `trials` passkey prompts of `length` tokens, spread evenly over `depths`."""
+                     seed: int = 0, depths=DEPTHS, greedy: bool = True) -> PasskeyResult:
+    """Score `trials` passkey prompts of `length` tokens, spread evenly over `depths`.
+
+    greedy=True decodes each answer. greedy=False scores all trials in batched forward
+    passes instead (teacher forcing): a trial passes when the model's most likely token
+    at each position of " KEY" is that token and the next is not a digit, which is
+    exactly when greedy decoding writes " KEY" and then something else. It can only miss
+    a key that greedy decoding writes in another form (say, without the space)."""
     if length < 1 or trials < 1:
         raise ValueError(f"passkey: length and trials must be >= 1, got {length} and {trials}")
     context = model.config.max_position_embeddings
@@ -75,18 +81,48 @@ def passkey_accuracy(model, tokenizer: Tokenizer, length: int, trials: int = 100
         raise ValueError(f"passkey: a prompt of up to {length} tokens and its answer "
                          f"({ANSWER_TOKENS} tokens) exceed the model's context of {context} "
                          "tokens: extend it first (rope_scaling) or ask for a shorter --length")
-    device = next(model.parameters()).device
     model.eval()
+    prompts = [(depths[t % len(depths)], *passkey_prompt(
+        tokenizer, length, depths[t % len(depths)], f"minids/passkey/{seed}/{t}"))
+        for t in range(trials)]  # (depth, ids, key)
+    score = _greedy_answers if greedy else _teacher_forced_answers
+    passed = score(model, tokenizer, [(ids, key) for _, ids, key in prompts])
     by_depth = {depth: [0, 0] for depth in depths}
-    lengths = []
-    for trial in range(trials):
-        depth = depths[trial % len(depths)]
-        ids, key = passkey_prompt(tokenizer, length, depth, f"minids/passkey/{seed}/{trial}")
-        lengths.append(len(ids))
+    for (depth, _, _), ok in zip(prompts, passed):
+        by_depth[depth][0] += ok
+        by_depth[depth][1] += 1
+    lengths = [len(ids) for _, ids, _ in prompts]
+    return PasskeyResult(length, trials, sum(passed),
+                         {d: tuple(v) for d, v in by_depth.items()}, min(lengths), max(lengths))
+
+
+def _greedy_answers(model, tokenizer, trials) -> list[bool]:
+    device = next(model.parameters()).device
+    passed = []
+    for ids, key in trials:
         out = generate(model, torch.tensor([ids], device=device), ANSWER_TOKENS)
         answer = tokenizer.decode(out[0, len(ids):].tolist(), skip_special_tokens=True)
-        by_depth[depth][0] += read_key(answer) == key
-        by_depth[depth][1] += 1
-    correct = sum(c for c, _ in by_depth.values())
-    return PasskeyResult(length, trials, correct,
-                         {d: tuple(v) for d, v in by_depth.items()}, min(lengths), max(lengths))
+        passed.append(read_key(answer) == key)
+    return passed
+
+
+def _teacher_forced_answers(model, tokenizer, trials, batch_size=25) -> list[bool]:
+    """Each prompt + " KEY" + one token, right-padded (causal attention: the padding
+    changes nothing before it), a batch_size of them per forward pass."""
+    device = next(model.parameters()).device
+    digits = torch.tensor([tokenizer.encode(str(d))[0] for d in range(10)], device=device)
+    passed = []
+    for start in range(0, len(trials), batch_size):
+        chunk = trials[start : start + batch_size]
+        answers = [tokenizer.encode(f" {key}") for _, key in chunk]  # " ", five digits
+        rows = [ids + answer for (ids, _), answer in zip(chunk, answers)]
+        width = max(map(len, rows))
+        batch = torch.tensor([row + [tokenizer.eos_id] * (width - len(row)) for row in rows],
+                             device=device)
+        best = model(batch).logits.argmax(-1)  # (b, width): the greedy next token
+        for row, (ids, _), answer in zip(best, chunk, answers):
+            at = len(ids) - 1  # the prediction of the answer's first token
+            written = row[at : at + len(answer)].tolist()
+            after = row[at + len(answer)]
+            passed.append(written == answer and not bool((digits == after).any()))
+    return passed

@@ -80,3 +80,41 @@ def test_the_passkey_command_prints_the_accuracy_and_each_depth(tmp_path, capsys
     assert out.startswith("passkey at 100 tokens: ") and out.count("depth ") == 5
     assert main(argv[:3] + ["--length", "900"]) == 1
     assert "exceed the model's context" in capsys.readouterr().err
+
+
+class Copier(torch.nn.Module):
+    """An ideal two-token induction head looking back at most `window` tokens: it
+    predicts what followed the last earlier copy of (previous token, current token)."""
+
+    def __init__(self, config, window):
+        super().__init__()
+        self.config, self.window = config, window
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a device for the scorer
+
+    def forward(self, ids):
+        logits = torch.zeros(*ids.shape, self.config.vocab_size)
+        for b, row in enumerate(ids.tolist()):
+            for t in range(len(row)):
+                seen = [i for i in range(max(1, t - self.window), t)
+                        if row[i - 1 : i + 1] == row[t - 1 : t + 1]]
+                logits[b, t, row[seen[-1] + 1] if seen else 0] = 1.0
+        return type("Output", (), {"logits": logits})
+
+
+def copier_generate(model, ids, max_new_tokens):
+    for _ in range(max_new_tokens):
+        ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    return ids
+
+
+@pytest.mark.parametrize("window", [40, 1000])
+def test_teacher_forcing_passes_the_same_trials_as_greedy_decoding(window, monkeypatch):
+    copier = Copier(tiny_chat_model().config, window)
+    forced = passkey_accuracy(copier, TOKENIZER, 150, trials=10, greedy=False)
+    monkeypatch.setattr(passkey, "generate", copier_generate)
+    greedy = passkey_accuracy(copier, TOKENIZER, 150, trials=10)
+    assert forced == greedy
+    # measured: 9 of 10 with the whole prompt in view (a key that repeats a pair of digits
+    # fools a two-token match); a 40-token window finds only the 2 keys at depth 1
+    assert forced.correct == (9 if window == 1000 else 2)
+    assert forced.by_depth[1.0] == (2, 2)
