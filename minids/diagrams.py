@@ -970,6 +970,51 @@ def context_extension() -> Figure:
 
 
 # --------------------------------------------------------------------------------------
+# 10: serving.
+# --------------------------------------------------------------------------------------
+
+def disaggregated_serving() -> Figure:
+    """Chapter 10: one GPU that prefills and decodes (its decoding steps wait behind each
+    prefill) against separate prefill and decode GPUs, with V3's deployment (report
+    §3.4) beside them."""
+    fig, ax = _canvas(9, 4.9, "Prefill and decode: on the same GPUs, or apart")
+    step, prefill = 0.32, 1.1  # widths in inches: a decoding step, a prefill
+    lanes = (("colocated\n(one GPU)", 3.75, ("d", "d", "P", "d", "d", "d", "P", "d")),
+             ("prefill GPU", 1.95, ("P", "P", "P", "P")),
+             ("decode GPU", 0.95, ("d",) * 15))
+    for name, y, blocks in lanes:
+        _text(ax, 0.75, y, name, size=SMALL, weight="bold")
+        x = 1.55
+        for block in blocks:
+            width = prefill if block == "P" else step
+            role = "weights" if block == "P" else "cached"
+            _box(ax, x + width / 2, y, width - 0.04, 0.42, "prefill" if block == "P" else "",
+                 role=role, size=SMALL)
+            x += width
+    _text(ax, 3.9, 3.2, "while a prompt is prefilled, every running request waits",
+          color=MUTED)
+    _text(ax, 3.9, 1.45, "KV cache of each prompt → a decode GPU", color=MUTED)
+    _arrow(ax, (2.1, 1.72), (2.1, 1.2))
+    _arrow(ax, (5.4, 1.72), (5.4, 1.2))
+    _text(ax, 3.9, 0.42, "decoding steps run back to back; the prefill GPUs set the time "
+          "to first token", color=MUTED)
+    _region(ax, 6.75, 0.6, 8.85, 4.05, role="op")
+    _text(ax, 7.8, 3.8, "DeepSeek-V3 (§3.4)", size=FONT, weight="bold")
+    _text(ax, 7.8, 3.05, "prefill: 4 nodes, 32 GPUs\nexperts over 32 GPUs (EP32)\n"
+          "+ 32 redundant experts", size=SMALL)
+    _text(ax, 7.8, 1.75, "decode: 40 nodes, 320 GPUs\nexperts over 320 GPUs\n(EP320)",
+          size=SMALL)
+    handles = [Patch(facecolor=ROLES[role][0], edgecolor=ROLES[role][1], label=label)
+               for role, label in (("weights", "prefill of one prompt (compute-bound)"),
+                                   ("cached", "one decoding step of the batch "
+                                              "(memory-bound)"))]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.55, 4.3),
+              bbox_transform=ax.transData, ncol=2, frameon=False, fontsize=SMALL,
+              borderaxespad=0, borderpad=0)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------
 
@@ -1016,4 +1061,4 @@ def hf_ecosystem(config=None) -> Figure:
 
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
             bias_balancing_loop, mtp_across_positions, pretraining_step, v3_recipe, fp8_gemm,
-            rope_clocks, context_extension, hf_ecosystem)
+            rope_clocks, context_extension, disaggregated_serving, hf_ecosystem)
