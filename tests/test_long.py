@@ -74,3 +74,21 @@ def test_a_stage_starts_from_the_weights_it_is_given(tmp_path):
     assert long.finished(tmp_path / "base", 3) and not long.finished(tmp_path / "base", 4)
     assert not long.finished(tmp_path / "nothing", 1)
     assert read_log(tmp_path / "base")[-1]["step"] == 3
+
+
+def test_a_finished_stage_keeps_bf16_weights_and_no_optimizer_state(tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from minids import runs
+
+    stage = long.Stage("base", 128, 2, 4, 1e-3, None, 4)
+    monkeypatch.setattr(long, "LONG_MODEL", {**long.LONG_MODEL, "num_hidden_layers": 2})
+    long.run_stage(stage, tmp_path, TOKENIZER)
+    folder = tmp_path / "base"
+    assert long.finished(folder, 2)
+    assert not (folder / runs.STATE_TENSORS).exists() and (folder / "tokenizer.json").exists()
+    with safe_open(folder / "model.safetensors", "pt") as weights:
+        assert weights.get_tensor("embed.weight").dtype == torch.bfloat16
+    again = minids.load(folder)
+    long.run_stage(stage, tmp_path, TOKENIZER)  # done already: skipped, weights unchanged
+    assert torch.equal(minids.load(folder).embed.weight, again.embed.weight)
