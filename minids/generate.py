@@ -174,7 +174,7 @@ def verify_draft(p, q, draft: int, u: float):
     max(0, p - q) renormalised, what the draft under-sampled, to draw the token from.
     Averaged over draft ~ q and u, the token drawn from dist is distributed as p."""
     if u < p[draft] / q[draft]:
-        return True, torch.zeros_like(p).index_fill_(0, torch.tensor(draft, device=p.device), 1.0)
+        return True, torch.zeros_like(p).scatter_(0, torch.tensor([draft], device=p.device), 1.0)
     residual = (p - q).clamp(min=0)
     return False, residual / residual.sum()
 

@@ -69,9 +69,12 @@ def poisson_requests(rate: float, n: int, prompt: int, output: int, seed: int = 
         raise ValueError("poisson_requests: need rate > 0, n, prompt, output >= 1, "
                          "0 <= spread < 1")
     rng, t, requests = random.Random(seed), 0.0, []
+
+    def length(mean):
+        return max(1, round(mean * rng.uniform(1 - spread, 1 + spread)))
+
     for _ in range(n):
         t += rng.expovariate(rate)
-        length = lambda mean: max(1, round(mean * rng.uniform(1 - spread, 1 + spread)))
         requests.append(Request(t, length(prompt), length(output)))
     return requests
 

@@ -89,11 +89,11 @@ YARN_SOFTMAX_SCALE_MISTAKES = {
     "the scale keeps its 1 / sqrt(qk_head_dim): multiply it by m ** 2":
         lambda d, s, m: yarn_mscale(s, m) ** 2,
     "m = 0.1 * mscale * ln(factor) + 1: the natural log, times 0.1":
-        lambda d, s, m: d**-0.5 * (mscale_log10(s, m)) ** 2,
+        lambda d, s, m: d**-0.5 * (_mscale_log10(s, m)) ** 2,
 }
 
 
-def mscale_log10(factor, mscale):
+def _mscale_log10(factor, mscale):
     return 1.0 if factor <= 1 else 0.1 * mscale * math.log10(factor) + 1.0
 
 
