@@ -1014,6 +1014,57 @@ def disaggregated_serving() -> Figure:
     return fig
 
 
+def cache_layouts(config=None) -> Figure:
+    """Chapter 10: MLA's decoding cache kept three ways, drawn to scale (box widths are
+    the numbers cached per token and layer), with the work a step does per cached token
+    (FLOPs from minids.inference)."""
+    from minids.inference import attention_flops_per_cached_token, cache_elements_per_token
+
+    c = _config(config)
+    H, nope, rope, v = c.num_attention_heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim
+    expanded = cache_elements_per_token(c, "expanded")
+    fig, ax = _canvas(9, 5.0, "MLA's cache three ways: what one token leaves in it, to scale")
+    x0, width = 2.05, 3.9  # the cache column: `width` inches hold the expanded layout
+    inch = width / expanded  # inches per cached number
+    rows = (
+        ("expanded", "expanded\n(DeepSeek, naive)", 3.3,
+         "step: scores and weighted\nsum over the cached K, V"),
+        ("reexpand", "re-expanded\n(transformers; minids,\nnaive path)", 2.0,
+         "step: rebuild K, V from every\ncached c, then as above"),
+        ("absorbed", "absorbed\n(DeepSeek, absorb;\nFlashMLA)", 0.65,
+         "step: $q\\,W^{UK}$ against c directly,\nsum of c's, then $W^{UV}$"),
+    )
+    for layout, name, y, work in rows:
+        _text(ax, 0.95, y, name, size=SMALL, weight="bold")
+        flops = attention_flops_per_cached_token(c, layout)
+        _text(ax, 7.5, y + 0.12, work, size=SMALL)
+        _text(ax, 7.5, y - 0.42, f"{flops:,} FLOPs per cached token", size=SMALL,
+              color=MUTED)
+        if layout == "expanded":
+            k_w, v_w = H * (nope + rope) * inch, H * v * inch
+            _box(ax, x0 + k_w / 2, y, k_w - 0.03, 0.5, f"K: {H} heads × {nope + rope}",
+                 role="cached", size=SMALL)
+            _box(ax, x0 + k_w + v_w / 2, y, v_w - 0.03, 0.5, f"V: {H} × {v}",
+                 role="cached", size=SMALL)
+            continue
+        c_w = c.kv_lora_rank * inch
+        _box(ax, x0 + c_w / 2, y, c_w - 0.03, 0.5, f"c: {c.kv_lora_rank}", role="cached",
+             size=SMALL)
+        _box(ax, x0 + c_w + rope * inch / 2, y, max(rope * inch - 0.03, 0.05), 0.5,
+             role="cached")
+        _text(ax, x0 + c_w + rope * inch / 2, y - 0.42, f"$k^R$: {rope}", size=SMALL)
+        if layout == "reexpand":
+            rest = width - c_w - rope * inch - 0.25
+            _box(ax, x0 + width - rest / 2, y, rest, 0.5, "K, V rebuilt each step,\nnot kept",
+                 role="data", size=SMALL, dashed=True, faded=True)
+    total = expanded / cache_elements_per_token(c, "absorbed")
+    _text(ax, x0 + width / 2, 4.35, f"cached numbers per token and layer: {expanded:,} "
+          f"expanded, {cache_elements_per_token(c, 'absorbed'):,} latent ({total:.0f}x "
+          f"fewer)", size=SMALL, color=MUTED)
+    _legend(ax, ["cached", "data"], x0, 3.72)
+    return fig
+
+
 # --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ A decoding step reads every cached token of every layer once, for one new query 
 MLA can keep its cache three ways:
 
 - "expanded": per-head keys (nope + rope) and values, as DeepSeek's reference code does
-  with attn_impl="naive" and transformers' DynamicCache does;
+  with attn_impl="naive";
 - "reexpand": the latent c and the rope key, up-projected into keys and values again at
-  every step (minids' naive path over its latent cache);
+  every step (minids' naive path over its latent cache; transformers' DeepseekV3 too);
 - "absorbed": the latent and the rope key, attended directly with W_UK folded into the
   query and W_UV applied after the weighted sum (DeepSeek's attn_impl="absorb").
 

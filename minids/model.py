@@ -33,12 +33,13 @@ class Block(nn.Module):
         self.is_moe = config.is_moe_layer(layer_id)
         self.ffn = DeepSeekMoE(config) if self.is_moe else MLP(H, config.intermediate_size)
 
-    def forward(self, x, cos, sin, cache=None, absorb=False):
-        """x (B, T, H) -> (x (B, T, H), this block's balance loss: 0 for a dense block)."""
+    def forward(self, x, cos, sin, cache=None, absorb=False, with_balance=True):
+        """x (B, T, H) -> (x (B, T, H), this block's balance loss: 0 for a dense block,
+        or with_balance=False, which skips it)."""
         x = x + self.attn(self.attn_norm(x), cos, sin, cache, absorb)
         h = self.ffn_norm(x)
         if self.is_moe:
-            out, balance = self.ffn(h)
+            out, balance = self.ffn(h, with_balance)
         else:
             out, balance = self.ffn(h), x.new_zeros(())
         return x + out, balance
@@ -101,7 +102,8 @@ class MiniDeepSeek(nn.Module):
         x = self.embed(input_ids)  # (B, T, H)
         balance = []
         for i, layer in enumerate(self.layers):
-            x, layer_balance = layer(x, cos, sin, cache.layers[i] if cache else None, absorb)
+            x, layer_balance = layer(x, cos, sin, cache.layers[i] if cache else None, absorb,
+                                     with_balance=targets is not None)
             balance.append(layer_balance)
         hidden = self.norm(x)
         logits = self.head(hidden)

@@ -130,17 +130,20 @@ class DeepSeekMoE(nn.Module):
         self.shared_experts = MLP(config.hidden_size, shared_dim) if shared_dim else None
         self.balance_loss_alpha = config.balance_loss_alpha
 
-    def forward(self, x: torch.Tensor):
-        """x (B, T, H) -> (output (B, T, H), sequence-wise balance loss). No residual here."""
+    def forward(self, x: torch.Tensor, with_balance: bool = True):
+        """x (B, T, H) -> (output (B, T, H), sequence-wise balance loss). No residual here.
+        with_balance=False (a forward without targets: decoding) skips the loss and returns 0."""
         B, T, H = x.shape
         flat = x.reshape(B * T, H)
         weights, indices, scores = self.gate(flat)
         y = self.experts(flat, weights, indices)
         if self.shared_experts is not None:
             y = y + self.shared_experts(flat)
-        balance = sequence_balance_loss(scores.view(B, T, -1), self.gate.top_k,
-                                        self.balance_loss_alpha)
-        return y.view(B, T, H), balance
+        if not with_balance:
+            return y.view(B, T, H), x.new_zeros(())
+        loss = sequence_balance_loss(scores.view(B, T, -1), self.gate.top_k,
+                                     self.balance_loss_alpha)
+        return y.view(B, T, H), loss
 
 
 def sequence_balance_loss(scores: torch.Tensor, top_k: int, alpha: float) -> torch.Tensor:

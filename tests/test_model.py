@@ -3,6 +3,8 @@ import torch
 
 import minids
 from minids import MiniDeepSeek
+import minids.moe
+from minids.generate import speculative_generate
 from minids.moe import DeepSeekMoE
 from tests.conftest import tiny_config, tiny_model, train_briefly
 
@@ -32,6 +34,21 @@ def test_loss_parts_add_up_and_balance_loss_is_alpha_sized(tokens):
     moe_layers = 2 + 1  # two main MoE layers and the MTP block
     assert 0 < out.balance_loss < moe_layers * 1e-4 * 8  # alpha * sum f P <= alpha * E each
     assert out.main_loss.item() == pytest.approx(torch.log(torch.tensor(128.0)).item(), abs=0.3)
+
+
+def test_a_forward_without_targets_computes_no_balance_loss(tokens, monkeypatch):
+    model, calls = tiny_model(), []
+    real = minids.moe.sequence_balance_loss
+    monkeypatch.setattr(minids.moe, "sequence_balance_loss",
+                        lambda *a: calls.append(1) or real(*a))
+    plain = model(tokens[:, :-1]).logits
+    cache = model.new_cache(tokens.shape[0])
+    model(tokens[:, :-1], cache=cache)
+    speculative_generate(model, tokens[:1, :8], 4)
+    assert calls == []  # decoding and plain forwards skip it ...
+    out = model(tokens[:, :-1], tokens[:, 1:])
+    assert len(calls) == 3 and out.balance_loss > 0  # ... a forward with targets does not
+    torch.testing.assert_close(out.logits, plain)
 
 
 def test_ignored_targets_do_not_count(tokens):

@@ -36,7 +36,9 @@ IDENTICAL_LOGITS = 1e-4  # float32: the same computation in another order differ
 def _moe_layer(fn: Callable, moe: DeepSeekMoE) -> Callable:
     """The learner's layer returns y (B, T, H); the model also wants the balance loss."""
 
-    def forward(x):
+    def forward(x, with_balance=True):
+        if not with_balance:
+            return fn(moe, x), x.new_zeros(())
         B, T, H = x.shape
         scores = moe.gate.affinities(x.reshape(B * T, H)).view(B, T, -1)
         balance = sequence_balance_loss(scores, moe.gate.top_k, moe.balance_loss_alpha)
