@@ -92,3 +92,11 @@ def test_a_finished_stage_keeps_bf16_weights_and_no_optimizer_state(tmp_path, mo
     again = minids.load(folder)
     long.run_stage(stage, tmp_path, TOKENIZER)  # done already: skipped, weights unchanged
     assert torch.equal(minids.load(folder).embed.weight, again.embed.weight)
+
+
+def test_the_retrieval_probe_finds_nothing_in_an_untrained_model():
+    model = minids.MiniDeepSeek(tiny_config(vocab_size=TOKENIZER.vocab_size,
+                                            max_position_embeddings=256)).train()
+    probe = long.retrieval(model, TOKENIZER, 256)
+    assert probe["passkey"] == 0 and 0 <= probe["copy_accuracy"] < 0.05
+    assert model.training  # the probe restores the mode it found
