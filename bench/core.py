@@ -49,7 +49,7 @@ PRESET = "book"
 DECODE_POSITIONS = 4096  # RoPE table for decoding at long context
 BATCH, SEQ_LEN = 8, 256
 CONTEXTS = (512, 2048)
-TRAIN_TARGET, DECODE_TARGET = 2.0, 1.5  # minids vs transformers; absorbed vs naive at 2048
+TRAIN_TARGET, DECODE_TARGET = 2.0, 2.0  # minids vs transformers; absorbed vs naive at 2048
 FULL = dict(train_warmup=2, train_repeats=15, decode_tokens=32, decode_warmup=1,
             decode_repeats=15)
 QUICK = dict(train_warmup=1, train_repeats=2, decode_tokens=8, decode_warmup=1,

@@ -12,7 +12,7 @@ kinds of rows that teach it to: passkey documents, and lists of five-digit keys 
 twice (`minids.corpus.passkey`). Each such row starts with one document sized to fill
 most of the row; stories fill the rest. The stages train on the same mixture, longer.
 
-    python -m minids.long        # data/long/{base,stage1,stage2}, about 2 hours on 2 cores
+    python -m minids.long        # data/long/{base,stage1,stage2}, about an hour on 2 cores
 
 A stage whose folder holds its finished run is skipped; an interrupted one resumes.
 Every 100 steps a stage also scores retrieval (`retrieval`) into retrieval.jsonl.
@@ -185,8 +185,10 @@ def run_stage(stage: Stage, out: Path, tokenizer: Tokenizer, data_dir="data",
     trainer = Trainer(model_config(stage, tokenizer.vocab_size), train_config(stage), train,
                       val, folder, device, resume=runs.saved_step(folder) is not None,
                       init_from=init_from)
+    start = (f"resuming at step {trainer.step}" if trainer.step
+             else f"from {init_from or 'scratch'}")
     print(f"{stage.name}: {stage.steps} steps of {stage.batch_size} rows x {stage.seq_len} "
-          f"tokens, from {init_from or 'scratch'}")
+          f"tokens, {start}")
     for step in range(100, stage.steps + 1, 100):  # a retrieval record every 100 steps
         if step > trainer.step:
             trainer.run(until_step=step)

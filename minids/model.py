@@ -85,12 +85,16 @@ class MiniDeepSeek(nn.Module):
             router.bias.zero_()
 
     def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None,
-                mtp_loss_weight: float | None = None):
+                mtp_loss_weight: float | None = None, logits_to_keep: int = 0):
         """input_ids (B, T). With a cache the tokens continue the cached ones and attention
         runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens;
         mtp_loss_weight (λ) overrides the config's for this call (V3 lowers it late in
-        training)."""
+        training). logits_to_keep=n > 0 (without targets) computes the logits of the last
+        n positions only, as transformers' argument of that name does."""
         check_token_ids(input_ids, self.config.vocab_size)
+        if logits_to_keep < 0 or (logits_to_keep and targets is not None):
+            raise ValueError(f"logits_to_keep must be >= 0, and 0 with targets, got "
+                             f"{logits_to_keep}")
         B, T = input_ids.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.max_position_embeddings:
@@ -106,7 +110,7 @@ class MiniDeepSeek(nn.Module):
                                      with_balance=targets is not None)
             balance.append(layer_balance)
         hidden = self.norm(x)
-        logits = self.head(hidden)
+        logits = self.head(hidden[:, -logits_to_keep:])  # -0: every position
         if targets is None:
             return ModelOutput(logits=logits, hidden=hidden)
 

@@ -10,13 +10,15 @@ and each trial's document comes from its own seeded generator, so a score repeat
     python -m minids passkey --checkpoint data/long/stage2 --length 1016 --trials 100
 """
 
+import functools
 import random
 import re
 from dataclasses import dataclass
 
 import torch
 
-from minids.corpus.passkey import PASSKEY_QUESTION, passkey_document
+from minids.corpus.passkey import PASSKEY_QUESTION, passkey_text
+from minids.corpus.stories import filler_sentence
 from minids.generate import generate
 from minids.tokenizer import Tokenizer
 
@@ -28,8 +30,21 @@ TOKENS_PER_SENTENCE = 12  # about: the first guess of the haystack's size
 def passkey_prompt(tokenizer: Tokenizer, length: int, depth: float, seed: str):
     """(ids, key): a <|bos|>-led prompt of at most `length` tokens (the most filler
     sentences that fit), ending with the question, the key at `depth`."""
+    ids, key = _prompt(tokenizer, length, depth, seed)
+    return list(ids), key
+
+
+@functools.lru_cache(maxsize=2048)  # a table scores several models on the same prompts
+def _prompt(tokenizer: Tokenizer, length: int, depth: float, seed: str):
+    # passkey_document(random.Random(seed), n, depth) for every n the search tries, with
+    # the filler drawn once: a document draws its key, then its sentences in order.
+    rng = random.Random(seed)
+    key, sentences = str(rng.randint(10000, 99999)), []
+
     def prompt(n):
-        text, key = passkey_document(random.Random(seed), n, depth)
+        while len(sentences) < n:
+            sentences.append(filler_sentence(rng))
+        text = passkey_text(key, sentences[:n], round(depth * n))
         cut = text[: text.rindex(PASSKEY_QUESTION) + len(PASSKEY_QUESTION)]
         return tokenizer.encode(cut, bos=True), key
 
@@ -41,7 +56,8 @@ def passkey_prompt(tokenizer: Tokenizer, length: int, depth: float, seed: str):
                          f"shortest takes {len(prompt(1)[0])})")
     while len(prompt(n + 1)[0]) <= length:  # a sentence adds tokens: stop at the last fit
         n += 1
-    return prompt(n)
+    ids, key = prompt(n)
+    return tuple(ids), key
 
 
 def read_key(text: str) -> str | None:
@@ -119,9 +135,10 @@ def _teacher_forced_answers(model, tokenizer, trials, batch_size=25) -> list[boo
         width = max(map(len, rows))
         batch = torch.tensor([row + [tokenizer.eos_id] * (width - len(row)) for row in rows],
                              device=device)
-        best = model(batch).logits.argmax(-1)  # (b, width): the greedy next token
+        keep = width - min(len(ids) for ids, _ in chunk) + 1  # the answers' positions
+        best = model(batch, logits_to_keep=keep).logits.argmax(-1)  # (b, keep): greedy
         for row, (ids, _), answer in zip(best, chunk, answers):
-            at = len(ids) - 1  # the prediction of the answer's first token
+            at = len(ids) - 1 - (width - keep)  # the prediction of the answer's first token
             written = row[at : at + len(answer)].tolist()
             after = row[at + len(answer)]
             passed.append(written == answer and not bool((digits == after).any()))

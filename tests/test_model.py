@@ -51,6 +51,14 @@ def test_a_forward_without_targets_computes_no_balance_loss(tokens, monkeypatch)
     torch.testing.assert_close(out.logits, plain)
 
 
+def test_logits_to_keep_gives_the_last_positions_logits_only(tokens):
+    model = tiny_model()
+    full = model(tokens).logits
+    torch.testing.assert_close(model(tokens, logits_to_keep=3).logits, full[:, -3:])
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(tokens[:, :-1], tokens[:, 1:], logits_to_keep=3)
+
+
 def test_ignored_targets_do_not_count(tokens):
     model = tiny_model()
     targets = tokens[:, 1:].clone()

@@ -1,6 +1,7 @@
 """Passkey retrieval: prompts of a given length with the key at a given depth, the
 scorer, and the `passkey` command."""
 
+import random
 import re
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import minids
 from minids import passkey
 from minids.__main__ import main
-from minids.corpus.passkey import PASSKEY_QUESTION
+from minids.corpus.passkey import PASSKEY_QUESTION, passkey_document
 from minids.passkey import passkey_accuracy, passkey_prompt, read_key
 from tests.test_sft_grpo import TOKENIZER, tiny_chat_model
 
@@ -22,6 +23,16 @@ def test_a_prompt_is_the_longest_that_fits_the_length_and_ends_with_the_question
     assert text.endswith(PASSKEY_QUESTION) and f"The pass key is {key}." in text
     assert (ids, key) == passkey_prompt(TOKENIZER, length, 0.5, "seed")  # repeats
     assert len(ids) > length - 40  # short of it by a sentence or two, not a paragraph
+
+
+@pytest.mark.parametrize("depth", [0.0, 0.5, 1.0])
+def test_a_prompt_is_the_passkey_document_of_that_seed_cut_at_the_question(depth):
+    ids, key = passkey_prompt(TOKENIZER, 300, depth, "seed")
+    documents = [passkey_document(random.Random("seed"), n, depth) for n in range(1, 40)]
+    cuts = [TOKENIZER.encode(text[: text.rindex(PASSKEY_QUESTION) + len(PASSKEY_QUESTION)],
+                             bos=True) for text, _ in documents]
+    fitting = [n for n, cut in enumerate(cuts) if len(cut) <= 300]
+    assert (ids, key) == (cuts[fitting[-1]], documents[fitting[-1]][1])
 
 
 def test_a_length_too_short_for_any_prompt_is_refused():
@@ -91,14 +102,14 @@ class Copier(torch.nn.Module):
         self.config, self.window = config, window
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # a device for the scorer
 
-    def forward(self, ids):
+    def forward(self, ids, logits_to_keep=0):
         logits = torch.zeros(*ids.shape, self.config.vocab_size)
         for b, row in enumerate(ids.tolist()):
             for t in range(len(row)):
                 seen = [i for i in range(max(1, t - self.window), t)
                         if row[i - 1 : i + 1] == row[t - 1 : t + 1]]
                 logits[b, t, row[seen[-1] + 1] if seen else 0] = 1.0
-        return type("Output", (), {"logits": logits})
+        return type("Output", (), {"logits": logits[:, -logits_to_keep:]})
 
 
 def copier_generate(model, ids, max_new_tokens):

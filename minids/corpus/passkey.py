@@ -25,10 +25,16 @@ def passkey_document(rng: random.Random, n_filler_sentences: int,
     sentences = [filler_sentence(rng) for _ in range(n_filler_sentences)]
     where = rng.randint(0, n_filler_sentences) if depth is None else round(
         depth * n_filler_sentences)
-    sentences.insert(where, f"The pass key is {key}. Remember it.")
+    return passkey_text(key, sentences, where), key
+
+
+def passkey_text(key: str, sentences: list[str], where: int) -> str:
+    """The document around given filler sentences, the key's line inserted before
+    sentences[where], six sentences a paragraph."""
+    sentences = [*sentences[:where], f"The pass key is {key}. Remember it.",
+                 *sentences[where:]]
     paragraphs = [" ".join(sentences[i:i + 6]) for i in range(0, len(sentences), 6)]
-    text = "\n\n".join([PASSKEY_INTRO, *paragraphs, f"{PASSKEY_QUESTION} {key}."])
-    return text, key
+    return "\n\n".join([PASSKEY_INTRO, *paragraphs, f"{PASSKEY_QUESTION} {key}."])
 
 
 def copy_document(rng: random.Random, n_keys: int) -> str:
