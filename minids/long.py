@@ -111,18 +111,24 @@ def document_row(tokenizer: Tokenizer, seq_len: int, rng: random.Random, kind: s
         ids = tokenizer.encode(copy_document(rng, rng.randint(2, (seq_len - 4) // 12)),
                                bos=True)
     elif kind == "passkey":
-        sentences = rng.randint(3, seq_len // 13 - 4)
-        while True:
-            ids = tokenizer.encode(passkey_document(rng, sentences)[0], bos=True)
-            if len(ids) < seq_len + 1:
-                break
-            sentences = max(1, sentences - 2)
+        ids = _passkey_ids(tokenizer, seq_len, rng)
     else:
         raise ValueError(f"document_row: kind must be 'copy' or 'passkey', got {kind!r}")
     ids.append(tokenizer.eos_id)
     while len(ids) < seq_len + 1:
         ids += [*tokenizer.encode(story(rng), bos=True), tokenizer.eos_id]
     return ids[: seq_len + 1]
+
+
+def _passkey_ids(tokenizer: Tokenizer, seq_len: int, rng: random.Random) -> list[int]:
+    """A <|bos|>-led passkey document of at most seq_len tokens, with a haystack of random
+    size: the key lies anywhere from a few to seq_len tokens before its question."""
+    sentences = rng.randint(3, seq_len // 13 - 4)
+    while True:
+        ids = tokenizer.encode(passkey_document(rng, sentences)[0], bos=True)
+        if len(ids) <= seq_len:
+            return ids
+        sentences = max(1, sentences - 2)
 
 
 def stage_rows(stage: Stage, tokenizer: Tokenizer, data_dir="data", seed: int = 0):
@@ -150,13 +156,8 @@ def retrieval(model: MiniDeepSeek, tokenizer: Tokenizer, seq_len: int) -> dict:
     copied = (model(rows[:, :-1]).logits.argmax(-1) == rows[:, 1:]).float().mean().item()
     rng, found = random.Random(123), 0
     for _ in range(50):
-        sentences = rng.randint(3, seq_len // 13 - 4)
-        while True:
-            ids = tokenizer.encode(passkey_document(rng, sentences)[0], bos=True)
-            if len(ids) <= seq_len:
-                break
-            sentences -= 2
-        ids = torch.tensor([ids], device=device)  # (1, n): "... The pass key is KEY."
+        ids = torch.tensor([_passkey_ids(tokenizer, seq_len, rng)],
+                           device=device)  # (1, n): "... The pass key is KEY."
         predicted = model(ids[:, :-1]).logits.argmax(-1)  # (1, n - 1)
         key = slice(ids.shape[1] - 7, ids.shape[1] - 2)  # the digits, as next tokens
         found += bool((predicted[:, key] == ids[:, 1:][:, key]).all())
