@@ -1,4 +1,4 @@
-"""Command line: python -m minids {data,train,sft,grpo,export,generate,chat,bench} [flags].
+"""Command line: python -m minids {data,train,sft,grpo,distill,export,generate,chat,...}.
 
 Every stage writes a run folder (weights, config, tokenizer, log) that the next reads with
 --checkpoint. A bad flag, a missing checkpoint or an over-long prompt prints one line
@@ -72,7 +72,9 @@ def build_parser() -> Parser:
     _add_common(train)
 
     for name, text in (("sft", "supervised fine-tuning of a pretrained checkpoint"),
-                       ("grpo", "GRPO on math problems from an SFT checkpoint")):
+                       ("grpo", "GRPO on math problems from an SFT checkpoint"),
+                       ("distill", "SFT of a pretrained checkpoint on a teacher's "
+                                   "accepted solutions (rejection sampling)")):
         stage = commands.add_parser(name, help=text)
         start = stage.add_mutually_exclusive_group(required=True)
         start.add_argument("--checkpoint", metavar="DIR", help="the model to start from")
@@ -81,6 +83,16 @@ def build_parser() -> Parser:
         stage.add_argument("--out", default=None, help=f"run folder (default: runs/{name})")
         stage.add_argument("--overwrite", action="store_true",
                            help="start again in an --out that holds a run (its files go)")
+        if name == "grpo":
+            stage.add_argument("--shuffle-rewards", action="store_true",
+                               help="the control run: rewards shuffled within each group")
+        if name == "distill":
+            stage.add_argument("--teacher", metavar="DIR", help="the model that writes the "
+                               "solutions (needed unless --resume)")
+            stage.add_argument("--samples", type=positive_int, default=4,
+                               help="teacher replies per problem at most (default 4)")
+            stage.add_argument("--temperature", type=temperature, default=1.0,
+                               help="the teacher's sampling temperature (default 1.0)")
         _add_common(stage)
 
     export = commands.add_parser("export", help="a release folder: bf16 weights, config, "
@@ -112,6 +124,20 @@ def build_parser() -> Parser:
     passkey.add_argument("--trials", type=positive_int, default=100)
     passkey.add_argument("--seed", type=int, default=0)
     _add_common(passkey)
+
+    evaluate = commands.add_parser("eval", help="accuracy on freshly generated held-out "
+                                   "problems: greedy, and pass@1 / pass@k when sampling")
+    evaluate.add_argument("--checkpoint", required=True, metavar="DIR")
+    evaluate.add_argument("--task", choices=("math",), default="math")
+    evaluate.add_argument("--n", type=positive_int, default=500, help="problems (default 500)")
+    evaluate.add_argument("--seed", type=int, default=0, help="which held-out problems")
+    evaluate.add_argument("--samples", type=non_negative_int, default=0,
+                          help="sampled replies per problem, for pass@1 and pass@K (default 0)")
+    evaluate.add_argument("--temperature", type=temperature, default=1.0,
+                          help="sampling temperature (default 1.0)")
+    evaluate.add_argument("--out", default=None, metavar="FILE",
+                          help="also write the per-problem results as JSON")
+    _add_common(evaluate)
 
     bench = commands.add_parser("bench", help="training tokens/s, MFU, and validation loss "
                                 "against a dense baseline at equal wall-clock time")
@@ -177,7 +203,8 @@ def _refuse_with_resume(args, *names):
     """A resumed run keeps its own settings: a flag that would change them is an error."""
     for name in names:
         if getattr(args, name):
-            raise ValueError(f"--{name} cannot be combined with --resume (the run in "
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} cannot be combined with --resume (the run in "
                              f"{args.resume} keeps its own)")
 
 
@@ -228,20 +255,38 @@ def run_bench(args):
 
 
 def run_finetune(args):
-    """sft or grpo: fine-tune the run given by --checkpoint into --out, or continue the
+    """sft, grpo or distill: fine-tune the run given by --checkpoint into --out, or continue the
     run in --resume."""
     from minids import runs
 
-    if args.command == "sft":
-        from minids.sft import RESUME_COMMAND, SFTConfig as Config, sft as finetune
-    else:
+    if args.command == "grpo":
         from minids.grpo import RESUME_COMMAND, GRPOConfig as Config, grpo as finetune
+    else:
+        from minids.sft import RESUME_COMMAND, SFTConfig as Config, sft as finetune
+    if args.command == "distill":
+        from functools import partial
 
+        from minids.distill import RESUME_COMMAND, distill
+
+        if not args.resume and not args.teacher:
+            raise ValueError("distill needs --teacher DIR (the model that writes the solutions)")
+        if args.resume and args.teacher:
+            raise ValueError("--teacher cannot be combined with --resume (the traces are saved)")
+        teacher = None if args.resume else load_run(args, Path(args.teacher))[0]
+        finetune = partial(distill, teacher=teacher, samples=args.samples,
+                           temperature=args.temperature)
+
+    options = {"shuffle_rewards": True} if getattr(args, "shuffle_rewards", False) else {}
     if args.resume:
-        _refuse_with_resume(args, "out", "overwrite")
+        _refuse_with_resume(args, "out", "overwrite", *options)
         out = Path(args.resume)
         meta, _ = runs.read_state(out)
-        config = _resumed(Config(**meta[f"{args.command}_config"]), args.steps, meta["step"])
+        is_distill = (out / "traces.jsonl").is_file()
+        if args.command != "grpo" and (args.command == "distill") != is_distill:
+            raise ValueError(f"{out} holds a {'distill' if args.command == 'sft' else 'sft'} "
+                             f"run: continue it with that command's --resume")
+        saved = meta["grpo_config" if args.command == "grpo" else "sft_config"]
+        config = _resumed(Config(**saved), args.steps, meta["step"])
         if config is None:
             return
         model, tokenizer, _ = load_run(args, out)
@@ -251,7 +296,7 @@ def run_finetune(args):
             raise ValueError(f"--out {out} is the --checkpoint folder: the run would "
                              "overwrite the model it starts from")
         model, tokenizer, _ = load_run(args, Path(args.checkpoint))
-        config = Config(**({"steps": args.steps} if args.steps else {}))
+        config = Config(**({"steps": args.steps} if args.steps else {}), **options)
         runs.prepare_new_run(out, args.overwrite, RESUME_COMMAND)
         tokenizer.save(out / "tokenizer.json")
     finetune(model, tokenizer, config, out_dir=out, resume=bool(args.resume))
@@ -312,6 +357,19 @@ def run_passkey(args):
         print(f"  depth {depth:.2f}: {correct} of {trials}")
 
 
+def run_eval(args):
+    from minids.evaluation import evaluate_math, report
+
+    if args.samples and args.temperature == 0:
+        raise ValueError("--samples needs a --temperature above 0 (0 is the greedy reply)")
+    model, tokenizer, _ = load_run(args, Path(args.checkpoint))
+    scores = evaluate_math(model, tokenizer, args.n, args.seed, args.samples, args.temperature)
+    print("\n".join(report(scores)))
+    if args.out:
+        scores.save(args.out)
+        print(f"saved {args.out}")
+
+
 def _ask_forever():
     print("Ask a question (an empty line or Ctrl-D quits).")
     while True:
@@ -370,8 +428,9 @@ def load_run(args, folder: Path):
 
 
 COMMANDS = {"data": run_data, "train": run_train, "sft": run_finetune, "grpo": run_finetune,
+            "distill": run_finetune,
             "export": run_export, "generate": run_generate, "chat": run_chat,
-            "passkey": run_passkey, "bench": run_bench}
+            "passkey": run_passkey, "eval": run_eval, "bench": run_bench}
 
 
 def main(argv=None) -> int:

@@ -264,17 +264,18 @@ class Batches:
 # Instruction data for SFT and GRPO, and the held-out math evaluation.
 # --------------------------------------------------------------------------------------
 
-def chat_examples(rng: random.Random, n: int) -> list[tuple[str, str]]:
+def chat_examples(rng: random.Random, n: int, solve=None) -> list[tuple[str, str]]:
     """n (prompt, answer) pairs: 65 % math (training problems; the answer is the worked
     solution, column by column, ending "Answer: N"), 10 % "What does this program
     print?", 10 % "Continue the story", 10 % "Write a short story about ...", 5 % short
-    passkey retrieval."""
+    passkey retrieval. solve(item) gives the answer of each math problem (MathItem); the
+    default is item.solution. Whatever solve does, the same rng gives the same questions."""
     examples = []
     while len(examples) < n:
         r = rng.random()
         if r < 0.65:
             item = math_item(rng)
-            examples.append((item.question, item.solution))
+            examples.append((item.question, solve(item) if solve else item.solution))
         elif r < 0.75:
             source = program(rng)
             examples.append((f"What does this program print?\n\n{source}",
@@ -336,21 +337,54 @@ def extract_answer(text: str) -> str | None:
 
 
 def sft_batch(examples, tokenizer, max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets), each (B, T), from (prompt, answer) pairs in the chat template:
-    targets are IGNORE_INDEX except on the answer and its <|eos|>; rows are padded with
-    <|pad|> (inputs) / IGNORE_INDEX (targets) and cut to max_len."""
-    rows = []
+    """(inputs, targets), each (B, T), from (prompt, answer) pairs in the chat template,
+    one example a row: targets are IGNORE_INDEX except on the answer and its <|eos|>;
+    rows are padded with <|pad|> (inputs) / IGNORE_INDEX (targets) and cut to max_len."""
+    return _rows([[pair] for pair in _sft_pairs(examples, tokenizer, max_len)], tokenizer)[:2]
+
+
+def packed_sft_batch(examples, tokenizer, row_len: int):
+    """(inputs, targets, document_ids), each (R, row_len): the same examples as sft_batch,
+    several to a row. Each goes, in order, into the first row with room for it (first fit);
+    document_ids number the examples within a row, and padding is document -1. With the
+    model's document mask no example sees another, so the loss is sft_batch's (V3 §5.1:
+    "a sample masking strategy ... ensure these examples remain isolated")."""
+    rows, room = [], []
+    for pair in _sft_pairs(examples, tokenizer, row_len):
+        fits = next((i for i, free in enumerate(room) if free >= len(pair[0])), None)
+        if fits is None:
+            rows.append([]), room.append(row_len)
+            fits = len(rows) - 1
+        rows[fits].append(pair)
+        room[fits] -= len(pair[0])
+    return _rows(rows, tokenizer, row_len)
+
+
+def _sft_pairs(examples, tokenizer, max_len):
+    """(inputs, targets) token lists of each example, cut to max_len."""
+    pairs = []
     for prompt, answer in examples:
         ids, mask = tokenizer.chat_example(prompt, answer)
-        inputs = ids[:-1]
         targets = [t if m else IGNORE_INDEX for t, m in zip(ids[1:], mask[1:])]
-        rows.append((inputs[:max_len], targets[:max_len]))
-    width = max(len(inputs) for inputs, _ in rows)
+        pairs.append((ids[:-1][:max_len], targets[:max_len]))
+    return pairs
+
+
+def _rows(rows, tokenizer, width=None):
+    """Rows of (inputs, targets) pairs, laid end to end and padded: (inputs, targets,
+    document_ids), each (len(rows), width or the longest row)."""
+    width = width or max(sum(len(x) for x, _ in row) for row in rows)
     inputs = torch.full((len(rows), width), tokenizer.pad_id, dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    for i, (x, y) in enumerate(rows):
-        inputs[i, :len(x)], targets[i, :len(y)] = torch.tensor(x), torch.tensor(y)
-    return inputs, targets
+    document_ids = torch.full((len(rows), width), -1, dtype=torch.long)
+    for r, row in enumerate(rows):
+        start = 0
+        for d, (x, y) in enumerate(row):
+            end = start + len(x)
+            inputs[r, start:end], targets[r, start:end] = torch.tensor(x), torch.tensor(y)
+            document_ids[r, start:end] = d
+            start = end
+    return inputs, targets, document_ids
 
 
 # --------------------------------------------------------------------------------------

@@ -67,9 +67,11 @@ def sampling_probs(logits, temperature, top_k=None, top_p=None):
 
 @torch.no_grad()
 def generate(model: MiniDeepSeek, input_ids, max_new_tokens, temperature=0.0, top_k=None,
-             top_p=None, eos_token_id=None, generator=None, absorb=True):
+             top_p=None, eos_token_id=None, generator=None, absorb=True, document_ids=None):
     """Continue input_ids (B, T); returns (B, T + n) with n <= max_new_tokens (fewer only
     if every row has produced eos_token_id). absorb=False decodes with the naive path.
+    document_ids (B, T), if given, mask attention as the model's argument of that name
+    does (left_padded makes them); new tokens join the last document of their row.
     The model's train/eval mode is restored afterwards, even after an error."""
     _check_request(model, input_ids, max_new_tokens)
     check_sampling(temperature, top_k, top_p)
@@ -77,16 +79,31 @@ def generate(model: MiniDeepSeek, input_ids, max_new_tokens, temperature=0.0, to
     model.eval()
     try:
         return _decode(model, input_ids, max_new_tokens, temperature, top_k, top_p,
-                       eos_token_id, generator, absorb)
+                       eos_token_id, generator, absorb, document_ids)
     finally:
         model.train(was_training)
 
 
+def left_padded(prompts: list[list[int]], pad_id: int, device=None):
+    """Prompts of different lengths as one batch: (ids (B, P), document_ids (B, P)), each
+    prompt right-aligned after pad_id tokens, which are document 0 and the prompt document
+    1. With the mask that document_ids give, every prompt continues exactly as it would
+    alone (RoPE sees only distances), and all rows decode together."""
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long, device=device)
+    document_ids = torch.zeros_like(ids)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt, device=device)
+        document_ids[row, width - len(prompt):] = 1
+    return ids, document_ids
+
+
 def _decode(model, input_ids, max_new_tokens, temperature, top_k, top_p, eos_token_id,
-            generator, absorb):
+            generator, absorb, document_ids=None):
     B, T = input_ids.shape
     cache = model.new_cache(B, T + max_new_tokens)
-    logits = model(input_ids, cache=cache, absorb=False).logits[:, -1]  # prefill
+    logits = model(input_ids, cache=cache, absorb=False,  # prefill
+                   document_ids=document_ids).logits[:, -1]
     tokens, done = [input_ids], torch.zeros(B, dtype=torch.bool, device=input_ids.device)
     for step in range(max_new_tokens):
         next_token = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
@@ -96,7 +113,10 @@ def _decode(model, input_ids, max_new_tokens, temperature, top_k, top_p, eos_tok
         tokens.append(next_token[:, None])
         if done.all() or step == max_new_tokens - 1:
             break
-        logits = model(next_token[:, None], cache=cache, absorb=absorb).logits[:, -1]
+        if document_ids is not None:  # the new token continues its row's last document
+            document_ids = torch.cat([document_ids, document_ids[:, -1:]], dim=1)
+        logits = model(next_token[:, None], cache=cache, absorb=absorb,
+                       document_ids=document_ids).logits[:, -1]
     return torch.cat(tokens, dim=1)
 
 

@@ -6,6 +6,7 @@ head_dim = hidden_size / n_heads wide and RoPE turns all of it. The cache keeps 
 and values: 2 * n_kv_heads * head_dim numbers per token and layer.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,8 +31,10 @@ class GQA(nn.Module):
         """Per token: the keys and the values of the n_kv_heads heads."""
         return (self.n_kv_heads, self.head_dim), (self.n_kv_heads, self.head_dim)
 
-    def forward(self, x, cos, sin, cache: LayerCache | None = None, absorb: bool = False):
-        """x (B, T, hidden); cos, sin (T, head_dim/2). `absorb` is MLA's and is ignored."""
+    def forward(self, x, cos, sin, cache: LayerCache | None = None, absorb: bool = False,
+                mask: torch.Tensor | None = None):
+        """x (B, T, hidden); cos, sin (T, head_dim/2). `absorb` is MLA's and is ignored;
+        mask (B, 1, T, S) as MLA's (default: causal)."""
         B, T, _ = x.shape
         q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim), cos[:, None], sin[:, None])
         k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim), cos[:, None], sin[:, None])
@@ -41,9 +44,11 @@ class GQA(nn.Module):
         S = k.shape[1]
         group = self.n_heads // self.n_kv_heads  # query heads per key/value head
         k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
-        mask = None if T in (1, S) else causal_mask(T, S, q.device)
+        causal = mask is None and T == S and T > 1  # SDPA's own causal mask
+        if mask is None and T not in (1, S):
+            mask = causal_mask(T, S, q.device)
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, heads, T|S, head_dim)
-            attn_mask=mask, is_causal=(T == S and T > 1), scale=self.softmax_scale,
+            attn_mask=mask, is_causal=causal, scale=self.softmax_scale,
         )
         return self.wo(out.transpose(1, 2).flatten(2))  # (B, T, hidden)

@@ -26,10 +26,10 @@ import torch
 from minids import checkpoint, runs
 from minids.corpus.arithmetic import math_item
 from minids.data import extract_answer, math_eval_set
-from minids.generate import generate
+from minids.generate import generate, left_padded
 from minids.model import MiniDeepSeek
 from minids.runs import REFERENCE_FILE, GracefulStop, RunInterrupted
-from minids.sft import indices_by_length, math_accuracy, save_run
+from minids.sft import math_accuracy, save_run
 from minids.tokenizer import Tokenizer
 from minids.train import append_log, make_optimizer, optimizer_step, progress_bar, set_lr
 
@@ -42,6 +42,13 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     mean = rewards.mean(dim=1, keepdim=True)
     std = rewards.std(dim=1, keepdim=True)
     return (rewards - mean) / (std + eps)
+
+
+def shuffled_within_groups(rewards: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """rewards (n_prompts, G), each row in a random order: the random-reward control.
+    Each group keeps its rewards (so its mean and spread), but not who earned them."""
+    noise = torch.rand(rewards.shape, generator=generator, device=generator.device)
+    return rewards.gather(1, noise.argsort(dim=1).cpu())
 
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -83,6 +90,9 @@ class GRPOConfig:
     # V3 stops moving the routing biases (gamma = 0) for its last 500B pretraining tokens;
     # we keep them frozen in RL, where a step's 64 answers are too few to measure load.
     bias_update_speed: float = 0.0
+    # The control run: each group's rewards are shuffled before the advantages, so an
+    # answer's advantage no longer says whether it was right. Everything else is the same.
+    shuffle_rewards: bool = False
     eval_problems: int = 200
     eval_every: int = 30  # also log the held-out accuracy every this many steps (0: only at the end)
     checkpoint_every: int = 20
@@ -106,34 +116,38 @@ def reward(reply: str, answer: int, format_reward: float = 0.1) -> float:
     return float(final == str(answer)) + format_reward * ends_with_answer
 
 
-def sample_groups(model, tokenizer, questions, config: GRPOConfig, generator):
-    """G sampled replies to each question. Questions whose prompts have the same token
-    length are sampled as one batch. Returns one batch per prompt length: the prompt ids
-    (n * G, P) (each question repeated G times), the completions (n * G, T) padded after
-    <|eos|>, the answer-token mask (n * G, T) that includes the <|eos|>, and the indices
-    of the n questions in `questions`."""
+@dataclass
+class Groups:
+    """G sampled replies to each of n questions, as one left-padded batch (N = n * G rows,
+    question i's replies in rows i * G .. i * G + G - 1)."""
+    prompts: torch.Tensor  # (N, P): each prompt G times, left-padded
+    document_ids: torch.Tensor  # (N, P): 0 on the padding, 1 on the prompt
+    completions: torch.Tensor  # (N, T): the sampled tokens, <|eos|> repeated after the end
+    mask: torch.Tensor  # (N, T) bool: the reply's tokens, its first <|eos|> included
+
+
+def sample_groups(model, tokenizer, questions, config: GRPOConfig, generator) -> Groups:
+    """config.group_size sampled replies to each question, all decoded as one batch."""
     device = model.embed.weight.device
-    prompts = [tokenizer.chat_prompt(q) for q in questions]
-    batches = []
-    for length, indices in indices_by_length(prompts).items():
-        ids = torch.tensor([prompts[i] for i in indices], device=device)
-        ids = ids.repeat_interleave(config.group_size, dim=0)  # (n * G, P)
-        out = generate(model, ids, config.max_new_tokens, temperature=config.temperature,
-                       eos_token_id=tokenizer.eos_id, generator=generator)
-        completions = out[:, length:]  # (n * G, T)
-        is_eos = completions == tokenizer.eos_id
-        after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first eos
-        batches.append((ids, completions, ~after_eos, indices))
-    return batches
+    prompts = [tokenizer.chat_prompt(q) for q in questions for _ in range(config.group_size)]
+    ids, document_ids = left_padded(prompts, tokenizer.pad_id, device)  # (N, P)
+    out = generate(model, ids, config.max_new_tokens, temperature=config.temperature,
+                   eos_token_id=tokenizer.eos_id, generator=generator, document_ids=document_ids)
+    completions = out[:, ids.shape[1]:]  # (N, T)
+    is_eos = completions == tokenizer.eos_id
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first eos
+    return Groups(ids, document_ids, completions, ~after_eos)
 
 
-def completion_logprobs(model, prompts, completions):
-    """Log-probabilities (N, T) of each completion token given its prompt (N, P) and the
-    tokens before it."""
-    P = prompts.shape[1]
-    ids = torch.cat([prompts, completions], dim=1)  # (N, P + T)
-    logits = model(ids).logits[:, P - 1 : -1].float()  # the predictions of the completions
-    return torch.log_softmax(logits, dim=-1).gather(-1, completions[..., None]).squeeze(-1)
+def completion_logprobs(model, groups: Groups):
+    """Log-probabilities (N, T) of each completion token given its prompt and the tokens
+    before it."""
+    P = groups.prompts.shape[1]
+    ids = torch.cat([groups.prompts, groups.completions], dim=1)  # (N, P + T)
+    document_ids = torch.cat([groups.document_ids,  # the reply continues its prompt
+                              groups.document_ids[:, -1:].expand_as(groups.completions)], dim=1)
+    logits = model(ids, document_ids=document_ids).logits[:, P - 1 : -1].float()
+    return torch.log_softmax(logits, dim=-1).gather(-1, groups.completions[..., None]).squeeze(-1)
 
 
 def grpo(model: MiniDeepSeek, tokenizer: Tokenizer, config: GRPOConfig, out_dir=None,
@@ -196,34 +210,28 @@ def grpo_step(model, reference, tokenizer, optimizer, config: GRPOConfig, rng, g
     update the policy. Returns the step's log record (without its step number)."""
     problems = [math_item(rng) for _ in range(config.prompts_per_step)]
     model.eval()  # sampling: no router load counting
-    batches = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)
-    rewards = torch.zeros(len(problems), config.group_size)
-    for _, completions, mask, indices in batches:
-        replies = [tokenizer.decode(c[m].tolist(), skip_special_tokens=True)
-                   for c, m in zip(completions, mask)]
-        for row, reply in enumerate(replies):
-            problem = indices[row // config.group_size]
-            rewards[problem, row % config.group_size] = reward(
-                reply, problems[problem].answer, config.format_reward)
-    advantages = group_advantages(rewards)  # (prompts, G)
+    groups = sample_groups(model, tokenizer, [p.question for p in problems], config, generator)
+    replies = [tokenizer.decode(c[m].tolist(), skip_special_tokens=True)
+               for c, m in zip(groups.completions, groups.mask)]
+    rewards = torch.tensor([reward(reply, problems[row // config.group_size].answer,
+                                   config.format_reward)
+                            for row, reply in enumerate(replies)], dtype=torch.float)
+    rewards = rewards.view(len(problems), config.group_size)  # (prompts, G)
+    scored = shuffled_within_groups(rewards, generator) if config.shuffle_rewards else rewards
+    advantages = group_advantages(scored)  # (prompts, G)
 
     model.train()
-    old_logps, ref_logps = [], []  # per batch, fixed at the first update
+    advantages = advantages.flatten().to(groups.completions.device)  # (N,), row order
+    with torch.no_grad():
+        ref_logp = completion_logprobs(reference, groups)
     for update in range(config.updates_per_batch):  # mu in DeepSeekMath's Algorithm 1
-        total_kl = 0.0
-        for b, (prompts, completions, mask, indices) in enumerate(batches):
-            share = len(indices) / len(problems)  # every answer weighs the same in the mean
-            logp = completion_logprobs(model, prompts, completions)
-            if update == 0:  # pi_old: the policy that sampled, not yet updated
-                old_logps.append(logp.detach())
-                with torch.no_grad():
-                    ref_logps.append(completion_logprobs(reference, prompts, completions))
-            batch_advantages = advantages[indices].flatten().to(logp.device)  # (n * G,)
-            loss, kl = grpo_loss(logp, old_logps[b], ref_logps[b], batch_advantages, mask,
-                                 config.clip_eps, config.beta)
-            (loss * share).backward()
-            total_kl += kl.item() * share
+        logp = completion_logprobs(model, groups)
+        if update == 0:  # pi_old: the policy that sampled, not yet updated
+            old_logp = logp.detach()
+        loss, kl = grpo_loss(logp, old_logp, ref_logp, advantages, groups.mask,
+                             config.clip_eps, config.beta)
+        loss.backward()
         grad_norm, maxvio = optimizer_step(model, optimizer, config.grad_clip,
                                            bias_update_speed=config.bias_update_speed)
     return {"reward": rewards.mean().item(), "accuracy": (rewards >= 1).float().mean().item(),
-            "kl": total_kl, "grad_norm": grad_norm, "maxvio": maxvio}
+            "kl": kl.item(), "grad_norm": grad_norm, "maxvio": maxvio}

@@ -29,6 +29,18 @@ def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
     return torch.arange(n_keys, device=device)[None, :] <= rows
 
 
+def document_mask(document_ids: torch.Tensor, n_queries: int) -> torch.Tensor:
+    """document_ids (B, S): which document each of the S positions belongs to; the
+    queries are the last n_queries positions. Returns (B, 1, T, S) bool: causal, and
+    only within the query's own document. Several examples packed in one row then do
+    not see each other (V3 §5.1's sample masking); left padding is a document of its own.
+    Because RoPE scores depend only on the distance between positions, a document
+    attends exactly as it would alone at the start of a row."""
+    S = document_ids.shape[1]
+    same = document_ids[:, -n_queries:, None] == document_ids[:, None, :]  # (B, T, S)
+    return (same & causal_mask(n_queries, S, document_ids.device))[:, None]
+
+
 class MLA(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -56,9 +68,12 @@ class MLA(nn.Module):
         """Per token: the latent c and the rope key (what `forward` appends to a cache)."""
         return (self.kv_lora_rank,), (self.rope_dim,)
 
-    def forward(self, x, cos, sin, cache: LayerCache | None = None, absorb: bool = False):
+    def forward(self, x, cos, sin, cache: LayerCache | None = None, absorb: bool = False,
+                mask: torch.Tensor | None = None):
         """x (B, T, hidden); cos, sin (T, rope_dim/2) for the T new positions.
-        With a cache, the new tokens are appended and attend to everything cached."""
+        With a cache, the new tokens are appended and attend to everything cached.
+        mask (B, 1, T, S) bool, if given, says which keys each query sees (document_mask);
+        without it, attention is causal."""
         B, T, _ = x.shape
         q = self.wq(x) if self.q_lora_rank is None else self.wq_b(self.q_norm(self.wq_a(x)))
         q = q.view(B, T, self.n_heads, -1)  # (B, T, H, nope + rope)
@@ -72,7 +87,8 @@ class MLA(nn.Module):
             latent, k_rope = cache.append(latent, k_rope)  # (B, S, ...), S >= T
 
         attend = self.attend_absorbed if absorb else self.attend_naive
-        out = attend(q_nope, q_rope, latent, k_rope)  # (B, T, H, v_dim)
+        masked = () if mask is None else (mask,)  # chapter 03's exercises take no mask
+        out = attend(q_nope, q_rope, latent, k_rope, *masked)  # (B, T, H, v_dim)
         return self.wo(out.flatten(2))
 
     def up_projections(self):
@@ -80,24 +96,26 @@ class MLA(nn.Module):
         w = self.wkv_b.weight.view(self.n_heads, self.nope_dim + self.v_dim, self.kv_lora_rank)
         return w[:, : self.nope_dim], w[:, self.nope_dim :]
 
-    def attend_naive(self, q_nope, q_rope, latent, k_rope):
+    def attend_naive(self, q_nope, q_rope, latent, k_rope, mask=None):
         B, T, H, _ = q_nope.shape
         S = latent.shape[1]
         kv = self.wkv_b(latent).view(B, S, H, self.nope_dim + self.v_dim)
         k_nope, v = kv.split([self.nope_dim, self.v_dim], dim=-1)
         k = torch.cat([k_nope, k_rope[:, :, None].expand(B, S, H, self.rope_dim)], dim=-1)
         q = torch.cat([q_nope, q_rope], dim=-1)  # (B, T, H, nope + rope)
-        mask = None if T in (1, S) else causal_mask(T, S, q.device)
+        causal = mask is None and T == S and T > 1  # SDPA's own causal mask
+        if mask is None and T not in (1, S):
+            mask = causal_mask(T, S, q.device)
         # SDPA's fused kernels want one head size for q, k and v: pad v with zeros to
         # nope + rope and drop the padding after (the zero columns add nothing).
         v = F.pad(v, (0, q.shape[-1] - self.v_dim))
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (B, H, T|S, dim)
-            attn_mask=mask, is_causal=(T == S and T > 1), scale=self.softmax_scale,
+            attn_mask=mask, is_causal=causal, scale=self.softmax_scale,
         )
         return out.transpose(1, 2)[..., : self.v_dim]  # (B, T, H, v_dim)
 
-    def attend_absorbed(self, q_nope, q_rope, latent, k_rope):
+    def attend_absorbed(self, q_nope, q_rope, latent, k_rope, mask=None):
         """Attention over the cache itself: W_UK folded into the query, W_UV applied after.
         Every product is a batched matmul; the H heads of a query share one latent, so
         they are stacked as H * T rows against it rather than broadcast."""
@@ -109,7 +127,9 @@ class MLA(nn.Module):
         scores = (q_latent.reshape(B, H * T, -1) @ latent.transpose(1, 2)  # (B, H*T, S)
                   + q_rope @ k_rope.transpose(1, 2)) * self.softmax_scale
         scores = scores.view(B, H, T, S)
-        if T > 1:
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        elif T > 1:
             scores = scores.masked_fill(~causal_mask(T, S, scores.device), float("-inf"))
         probs = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
         out_latent = probs.type_as(latent).view(B, H * T, S) @ latent  # (B, H*T, c)

@@ -15,7 +15,7 @@ from minids.config import ModelConfig
 from minids.layers import MLP, RMSNorm
 from minids.cache import KVCache, LayerCache
 from minids.gqa import GQA
-from minids.mla import MLA
+from minids.mla import MLA, document_mask
 from minids.moe import DeepSeekMoE, Experts, Router
 from minids.mtp import MTPModule
 from minids.rope import inv_freq_for, rope_cos_sin
@@ -33,10 +33,10 @@ class Block(nn.Module):
         self.is_moe = config.is_moe_layer(layer_id)
         self.ffn = DeepSeekMoE(config) if self.is_moe else MLP(H, config.intermediate_size)
 
-    def forward(self, x, cos, sin, cache=None, absorb=False, with_balance=True):
+    def forward(self, x, cos, sin, cache=None, absorb=False, with_balance=True, mask=None):
         """x (B, T, H) -> (x (B, T, H), this block's balance loss: 0 for a dense block,
-        or with_balance=False, which skips it)."""
-        x = x + self.attn(self.attn_norm(x), cos, sin, cache, absorb)
+        or with_balance=False, which skips it). mask: the attention's (default causal)."""
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache, absorb, mask)
         h = self.ffn_norm(x)
         if self.is_moe:
             out, balance = self.ffn(h, with_balance)
@@ -85,12 +85,15 @@ class MiniDeepSeek(nn.Module):
             router.bias.zero_()
 
     def forward(self, input_ids, targets=None, cache: KVCache | None = None, absorb=None,
-                mtp_loss_weight: float | None = None, logits_to_keep: int = 0):
+                mtp_loss_weight: float | None = None, logits_to_keep: int = 0,
+                document_ids=None):
         """input_ids (B, T). With a cache the tokens continue the cached ones and attention
         runs the absorbed path unless absorb=False. Targets (B, T) are the next tokens;
         mtp_loss_weight (λ) overrides the config's for this call (V3 lowers it late in
         training). logits_to_keep=n > 0 (without targets) computes the logits of the last
-        n positions only, as transformers' argument of that name does."""
+        n positions only, as transformers' argument of that name does. document_ids
+        (B, cached + T), if given, say which document each position belongs to: a token
+        attends only within its own (packed examples, left padding; see document_mask)."""
         check_token_ids(input_ids, self.config.vocab_size)
         if logits_to_keep < 0 or (logits_to_keep and targets is not None):
             raise ValueError(f"logits_to_keep must be >= 0, and 0 with targets, got "
@@ -102,12 +105,16 @@ class MiniDeepSeek(nn.Module):
                              f"{self.config.max_position_embeddings} (max_position_embeddings)")
         absorb = cache is not None if absorb is None else absorb
         cos, sin = self.rope_cos[start : start + T], self.rope_sin[start : start + T]
+        if document_ids is not None and document_ids.shape != (B, start + T):
+            raise ValueError(f"document_ids must be (batch, cached + new) = {(B, start + T)}, "
+                             f"got {tuple(document_ids.shape)}")
+        mask = None if document_ids is None else document_mask(document_ids, T)
 
         x = self.embed(input_ids)  # (B, T, H)
         balance = []
         for i, layer in enumerate(self.layers):
             x, layer_balance = layer(x, cos, sin, cache.layers[i] if cache else None, absorb,
-                                     with_balance=targets is not None)
+                                     with_balance=targets is not None, mask=mask)
             balance.append(layer_balance)
         hidden = self.norm(x)
         logits = self.head(hidden[:, -logits_to_keep:])  # -0: every position
@@ -120,8 +127,15 @@ class MiniDeepSeek(nn.Module):
             if T - k < 1:
                 break
             # Position i (< T - k) sees h^{k-1}_i and t_{i+k}, and predicts t_{i+k+1}.
-            h, mtp_logits, layer_balance = module(h[:, :-1], input_ids[:, k:], cos[: T - k], sin[: T - k])
-            mtp_losses.append(cross_entropy(mtp_logits, targets[:, k:]))
+            masked = ({} if mask is None else  # (exercise 06.1's module takes no mask)
+                      {"mask": document_mask(document_ids[:, : T - k], T - k)})
+            h, mtp_logits, layer_balance = module(h[:, :-1], input_ids[:, k:], cos[: T - k],
+                                                  sin[: T - k], **masked)
+            mtp_targets = targets[:, k:]
+            if document_ids is not None:  # h_i and t_{i+k} from two packed examples: no target
+                crosses = document_ids[:, : T - k] != document_ids[:, k:]  # (B, T - k)
+                mtp_targets = mtp_targets.masked_fill(crosses, IGNORE_INDEX)
+            mtp_losses.append(cross_entropy(mtp_logits, mtp_targets))
             balance.append(layer_balance)
         lam = self.config.mtp_loss_weight if mtp_loss_weight is None else mtp_loss_weight
         mtp_loss = (lam / len(self.mtp) * sum(mtp_losses)

@@ -29,12 +29,12 @@ class MTPModule(nn.Module):
         self.block = block  # TRM_k
         self.norm = RMSNorm(H, eps)
 
-    def forward(self, h_prev, next_tokens, cos, sin, cache=None, absorb=False):
+    def forward(self, h_prev, next_tokens, cos, sin, cache=None, absorb=False, mask=None):
         """h_prev (B, T, H): h^{k-1} at positions i; next_tokens (B, T): t_{i+k}.
         Returns h^k (B, T, H), logits for t_{i+k+1} (B, T, vocab), the balance loss (0
         when decoding: with a cache, no loss is wanted)."""
         x = torch.cat([self.enorm(self.embed(next_tokens)), self.hnorm(h_prev)], dim=-1)
         x, balance = self.block(self.eh_proj(x), cos, sin, cache, absorb,
-                                with_balance=cache is None)
+                                with_balance=cache is None, mask=mask)
         h = self.norm(x)
         return h, self.head(h), balance

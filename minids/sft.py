@@ -2,7 +2,8 @@
 
 Each example is <|bos|><|user|>prompt<|assistant|>answer<|eos|>; the loss counts only the
 answer and its <|eos|> (every other target is IGNORE_INDEX), so the model learns to answer,
-not to write questions. Examples are padded per batch, not packed. The learning rate
+not to write questions. A batch's examples are packed several to a row, each attending
+only to itself (or, packing=False, one to a row, padded). The learning rate
 warms up, then decays by cosine to a tenth, as V3's SFT does (5e-6 -> 1e-6 there).
 Accuracy is exact match of the final integer on held-out math problems, decoded greedily.
 With a run folder, a checkpoint every `checkpoint_every` steps (and on Ctrl-C) lets an
@@ -17,8 +18,10 @@ from pathlib import Path
 import torch
 
 from minids import runs
-from minids.data import chat_examples, extract_answer, math_eval_set, sft_batch
-from minids.generate import generate
+from minids.corpus.arithmetic import careless_teacher
+from minids.data import (chat_examples, extract_answer, math_eval_set, packed_sft_batch,
+                         sft_batch)
+from minids.generate import generate, left_padded
 from minids.model import MiniDeepSeek
 from minids.runs import GracefulStop, RunInterrupted
 from minids.schedule import LRSchedule
@@ -39,6 +42,13 @@ class SFTConfig:
     final_lr_ratio: float = 0.1
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    # The math demonstrations come from a careless teacher who forgets each carry or
+    # borrow with this probability (0: the correct working). SFT imitates the slips;
+    # GRPO's answer-checking reward can then take the student beyond its teacher.
+    teacher_slip: float = 0.6
+    # Several examples to a row, each seeing only itself (data.packed_sft_batch): the same
+    # loss as one example a row, without computing the padding.
+    packing: bool = True
     eval_problems: int = 200
     checkpoint_every: int = 100
     seed: int = 0
@@ -49,6 +59,9 @@ class SFTConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"SFTConfig: {name} must be an int >= 1, "
                                  f"got {getattr(self, name)!r}")
+        if not 0 <= self.teacher_slip < 1:
+            raise ValueError(f"SFTConfig: teacher_slip must be in [0, 1), "
+                             f"got {self.teacher_slip!r}")
 
     def schedule(self) -> LRSchedule:
         warmup = min(self.warmup_steps, self.steps)
@@ -56,14 +69,19 @@ class SFTConfig:
 
 
 def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=None,
-        resume: bool = False) -> MiniDeepSeek:
-    """Fine-tune model in place on config.steps batches of generated chat examples. With
-    out_dir: log every step, checkpoint every config.checkpoint_every steps and on Ctrl-C
-    (then RunInterrupted), and at the end save the model, tokenizer and held-out accuracy.
-    resume=True continues the run saved in out_dir (its weights replace model's)."""
+        resume: bool = False, examples=None, resume_command: str = RESUME_COMMAND
+        ) -> MiniDeepSeek:
+    """Fine-tune model in place on config.steps batches of chat examples: `examples`
+    ((prompt, answer) pairs, at least steps * batch_size), by default the generated ones
+    with the careless teacher's math (sft_examples). With out_dir: log every step,
+    checkpoint every config.checkpoint_every steps and on Ctrl-C (then RunInterrupted),
+    and at the end save the model, tokenizer and held-out accuracy. resume=True continues
+    the run saved in out_dir (its weights replace model's)."""
     device = model.embed.weight.device
-    examples = chat_examples(random.Random(f"minids/sft/{config.seed}"),
-                             config.steps * config.batch_size)
+    examples = sft_examples(config) if examples is None else examples
+    if len(examples) < config.steps * config.batch_size:
+        raise ValueError(f"sft: {config.steps} steps of {config.batch_size} need "
+                         f"{config.steps * config.batch_size} examples, got {len(examples)}")
     optimizer = make_optimizer(model, config.weight_decay)
     schedule = config.schedule()
     context = model.config.max_position_embeddings
@@ -80,8 +98,12 @@ def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=No
             model.train()
             set_lr(optimizer, schedule(step))
             batch = examples[step * config.batch_size : (step + 1) * config.batch_size]
-            inputs, targets = sft_batch(batch, tokenizer, max_len=context)
-            out = model(inputs.to(device), targets.to(device))
+            if config.packing:
+                inputs, targets, document_ids = packed_sft_batch(batch, tokenizer, context)
+                document_ids = document_ids.to(device)
+            else:
+                (inputs, targets), document_ids = sft_batch(batch, tokenizer, context), None
+            out = model(inputs.to(device), targets.to(device), document_ids=document_ids)
             out.loss.backward()
             grad_norm, maxvio = optimizer_step(model, optimizer, config.grad_clip)
             if out_dir is None:
@@ -94,11 +116,25 @@ def sft(model: MiniDeepSeek, tokenizer: Tokenizer, config: SFTConfig, out_dir=No
                                             or stopping):
                 save(step + 1)
             if stopping and step + 1 < config.steps:
-                raise RunInterrupted(step + 1, out_dir, RESUME_COMMAND)
+                raise RunInterrupted(step + 1, out_dir, resume_command)
     model.eval()
     if out_dir is not None and start < config.steps:
         save_run(model, tokenizer, out_dir, config.steps, config.eval_problems, save)
     return model
+
+
+def sft_examples(config: SFTConfig, n: int | None = None) -> list[tuple[str, str]]:
+    """The run's chat examples (n, default steps * batch_size), math by the careless
+    teacher (config.teacher_slip)."""
+    teacher = careless_teacher(config.teacher_slip,
+                               random.Random(f"minids/sft-teacher/{config.seed}"))
+    return chat_examples(random.Random(examples_seed(config)),
+                         n or config.steps * config.batch_size, teacher)
+
+
+def examples_seed(config: SFTConfig) -> str:
+    """The seed of the random generator that draws the run's questions."""
+    return f"minids/sft/{config.seed}"
 
 
 def save_run(model, tokenizer, out_dir, step: int, eval_problems: int, save) -> float:
@@ -112,29 +148,23 @@ def save_run(model, tokenizer, out_dir, step: int, eval_problems: int, save) -> 
 
 
 @torch.no_grad()
-def answer(model, tokenizer, questions: list[str], max_new_tokens=128, **sampling) -> list[str]:
+def answer(model, tokenizer, questions: list[str], max_new_tokens=128, batch_size=256,
+           **sampling) -> list[str]:
     """The model's replies to questions in the chat template (greedy unless sampling says
-    otherwise). Questions of the same token length are decoded as one batch."""
+    otherwise), decoded batch_size at a time, left-padded (generate.left_padded)."""
     device = model.embed.weight.device
     prompts = [tokenizer.chat_prompt(q) for q in questions]
-    replies = [""] * len(questions)
-    for length, indices in indices_by_length(prompts).items():
-        ids = torch.tensor([prompts[i] for i in indices], device=device)
-        new = min(max_new_tokens, model.config.max_position_embeddings - length)
-        out = generate(model, ids, new, eos_token_id=tokenizer.eos_id, **sampling)
-        for row, i in enumerate(indices):
-            replies[i] = tokenizer.decode(_until_eos(out[row, length:].tolist(), tokenizer.eos_id),
-                                          skip_special_tokens=True)
+    replies = []
+    for start in range(0, len(prompts), batch_size):
+        ids, document_ids = left_padded(prompts[start : start + batch_size], tokenizer.pad_id,
+                                        device)
+        width = ids.shape[1]
+        new = min(max_new_tokens, model.config.max_position_embeddings - width)
+        out = generate(model, ids, new, eos_token_id=tokenizer.eos_id,
+                       document_ids=document_ids, **sampling)
+        replies += [tokenizer.decode(_until_eos(row[width:].tolist(), tokenizer.eos_id),
+                                     skip_special_tokens=True) for row in out]
     return replies
-
-
-def indices_by_length(prompts: list[list[int]]) -> dict[int, list[int]]:
-    """{token length: indices of the prompts that long}: prompts of one length decode as
-    one batch, without padding."""
-    groups: dict[int, list[int]] = {}
-    for i, prompt in enumerate(prompts):
-        groups.setdefault(len(prompt), []).append(i)
-    return groups
 
 
 def _until_eos(ids: list[int], eos_id: int) -> list[int]:

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from minids import data
-from minids.corpus.arithmetic import (KINDS, OPS, MathItem, column_working, is_held_out,
-                                      math_document, math_item, math_problem)
+from minids.corpus.arithmetic import (KINDS, OPS, MathItem, careless_solution, careless_teacher,
+                                      column_working, is_held_out, math_document, math_item,
+                                      math_problem)
 from minids.corpus.passkey import PASSKEY_QUESTION, passkey_document
 from minids.corpus.programs import OUTPUT_MARK, PROGRAMS, run_program
 from minids.corpus.stories import _story
@@ -199,6 +200,34 @@ def test_column_working_examples():
                         f"{a}{ {'×': '*'}.get(op, op) }{b}", OPS[op](a, b))
     with pytest.raises(ValueError):
         column_working(3, "-", 5)
+
+
+def test_a_careless_teacher_forgets_carries_and_stays_consistent():
+    always = random.Random(0)
+    assert column_working(65, "+", 88, slip=1.0, rng=always) == (
+        "65 + 88: 5 + 8 = 13, write 3. 6 + 8 = 14, write 143.", 143)
+    assert column_working(74, "-", 38, slip=1.0, rng=always) == (
+        "74 - 38: 14 - 8 = 6, write 6. 7 - 3 = 4, write 46.", 46)
+    assert column_working(28, "×", 6, slip=1.0, rng=always) == (
+        "28 × 6: 8 × 6 = 48, write 8. 2 × 6 = 12, write 128.", 128)
+    rng, teacher = random.Random(1), random.Random(2)
+    wrong = 0
+    for _ in range(300):
+        item = math_item(rng)
+        solution, result = careless_solution(item, 0.6, teacher)
+        assert careless_solution(item, 0.0, None) == (item.solution, item.answer)
+        assert solution.endswith(f"Answer: {result}") and data.extract_answer(solution) == str(result)
+        if "carry" not in item.solution and "borrow" not in item.solution:
+            assert solution == item.solution  # nothing to forget
+        wrong += result != item.answer
+    assert 0.15 < wrong / 300 < 0.45, wrong  # measured 27 % of training problems at 0.6
+
+
+def test_careless_chat_examples_ask_the_same_questions():
+    careful = data.chat_examples(random.Random(0), 200)
+    careless = data.chat_examples(random.Random(0), 200, careless_teacher(0.6, random.Random(1)))
+    assert [q for q, _ in careful] == [q for q, _ in careless]
+    assert sum(a != b for (_, a), (_, b) in zip(careful, careless)) > 10
 
 
 def extract_int(text):

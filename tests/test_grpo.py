@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from minids.grpo import group_advantages, grpo_loss, k3_kl
+from minids.grpo import group_advantages, grpo_loss, k3_kl, shuffled_within_groups
 
 
 def test_advantages_are_zero_mean_per_group():
@@ -48,3 +48,11 @@ def test_gradient_pushes_up_good_answers_and_down_bad_ones():
                         torch.ones(2, 3), beta=0.0)
     loss.backward()
     assert (logp.grad[0] < 0).all() and (logp.grad[1] > 0).all()  # descent raises row 0
+
+
+def test_the_control_shuffles_rewards_within_each_group_only():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.1, 0.1, 0.0, 0.0]] * 50)
+    shuffled = shuffled_within_groups(rewards, torch.Generator().manual_seed(0))
+    assert torch.equal(shuffled.sort(dim=1).values, rewards.sort(dim=1).values)  # same rewards
+    assert (shuffled != rewards).any(dim=1).float().mean() > 0.9  # in another order
+    assert torch.equal(shuffled, shuffled_within_groups(rewards, torch.Generator().manual_seed(0)))

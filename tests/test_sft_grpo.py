@@ -3,7 +3,7 @@
 import torch
 
 import minids
-from minids.grpo import GRPOConfig, grpo, reward, sample_groups
+from minids.grpo import GRPOConfig, Groups, completion_logprobs, grpo, reward, sample_groups
 from minids.data import math_eval_set
 from minids.sft import SFTConfig, answer, math_accuracy, sft
 from minids.tokenizer import Tokenizer
@@ -32,12 +32,14 @@ def test_sft_lowers_the_answer_loss_and_saves_a_run(tmp_path):
     assert (tmp_path / "tokenizer.json").is_file()
 
 
-def test_answer_batches_prompts_of_equal_length():
+def test_answer_batches_prompts_of_any_length():
     model = tiny_chat_model().eval()
-    questions = ["What is 2 + 3?", "What is 4 + 5?", "What is 12 + 30?"]
+    questions = ["What is 2 + 3?", "What is 4 + 5?", "What is 12 + 30?",
+                 "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"]
     together = answer(model, TOKENIZER, questions, max_new_tokens=6)
     alone = [answer(model, TOKENIZER, [q], max_new_tokens=6)[0] for q in questions]
     assert together == alone
+    assert answer(model, TOKENIZER, questions, max_new_tokens=6, batch_size=3) == together
 
 
 def test_math_accuracy_samples_when_asked_and_repeats_with_the_same_seed():
@@ -65,23 +67,31 @@ def test_reward_is_exact_answer_plus_format():
     assert reward("I do not know", 19) == 0.0
 
 
-def test_sample_groups_batch_equal_lengths_and_mask_after_the_first_eos():
+def test_sample_groups_left_pads_one_batch_and_masks_after_the_first_eos():
     model = tiny_chat_model().eval()
     config = GRPOConfig(group_size=4, max_new_tokens=12)
-    questions = ["What is 2 + 3?", "What is 7 + 1?", "What is 12 + 30?"]  # lengths a, a, b
-    batches = sample_groups(model, TOKENIZER, questions, config, torch.Generator().manual_seed(0))
-    assert sorted(i for *_, indices in batches for i in indices) == [0, 1, 2]
-    assert sorted(len(indices) for *_, indices in batches) == [1, 2]
-    for prompts, completions, mask, indices in batches:
-        assert prompts.shape[0] == completions.shape[0] == 4 * len(indices)
-        for row, prompt in enumerate(prompts.tolist()):  # each question G times, in order
-            assert prompt == TOKENIZER.chat_prompt(questions[indices[row // 4]])
-        for row, keep in zip(completions.tolist(), mask.tolist()):
-            if TOKENIZER.eos_id in row:
-                first = row.index(TOKENIZER.eos_id)
-                assert keep == [True] * (first + 1) + [False] * (len(row) - first - 1)
-            else:
-                assert all(keep)
+    questions = ["What is 2 + 3?", "What is 12 + 30?"]  # prompts of different lengths
+    groups = sample_groups(model, TOKENIZER, questions, config, torch.Generator().manual_seed(0))
+    assert groups.prompts.shape[0] == groups.completions.shape[0] == 8
+    for row, (prompt, docs) in enumerate(zip(groups.prompts.tolist(), groups.document_ids.tolist())):
+        real = [t for t, d in zip(prompt, docs) if d == 1]  # each question G times, in order
+        assert real == TOKENIZER.chat_prompt(questions[row // 4])
+        assert docs == sorted(docs) and set(prompt[: docs.count(0)]) <= {TOKENIZER.pad_id}
+    for row, keep in zip(groups.completions.tolist(), groups.mask.tolist()):
+        if TOKENIZER.eos_id in row:
+            first = row.index(TOKENIZER.eos_id)
+            assert keep == [True] * (first + 1) + [False] * (len(row) - first - 1)
+        else:
+            assert all(keep)
+    # a padded row's log-probabilities are those of its prompt alone
+    logp = completion_logprobs(model, groups)
+    alone = sample_groups(model, TOKENIZER, questions[:1], config, torch.Generator().manual_seed(0))
+    short = groups.document_ids[0].eq(0).sum()
+    assert short > 0  # the first question's prompt is the shorter one: it was padded
+    single = Groups(groups.prompts[:1, short:], groups.document_ids[:1, short:],
+                    groups.completions[:1], groups.mask[:1])
+    torch.testing.assert_close(logp[:1], completion_logprobs(model, single), atol=1e-5, rtol=0)
+    assert alone.prompts.shape[1] == groups.prompts.shape[1] - short
 
 
 def test_grpo_runs_logs_and_keeps_the_reference_frozen(tmp_path, monkeypatch):

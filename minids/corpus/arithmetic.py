@@ -110,11 +110,17 @@ def _digit(n: int, column: int) -> int:
     return n // 10**column % 10
 
 
-def column_working(a: int, op: str, b: int) -> tuple[str, int]:
+def column_working(a: int, op: str, b: int, slip: float = 0.0,
+                   rng: random.Random | None = None) -> tuple[str, int]:
     """The written working of one operation and its result, e.g. (for 65 + 88)
     ("65 + 88: 5 + 8 = 13, write 3 carry 1. 6 + 8 + 1 = 15, write 153.", 153).
     "+" and "-" (a >= b) go over the columns of the longer number; "×" over the digits
-    of a, with b a single digit."""
+    of a, with b a single digit.
+
+    A careless writer (slip > 0, drawn from rng) forgets each carry or borrow with
+    probability slip: the column says "write 3." and the next column goes on without it,
+    so the working stays self-consistent and its result is wrong
+    ("65 + 88: 5 + 8 = 13, write 3. 6 + 8 = 14, write 143.", 143)."""
     if op == "-" and a < b:
         raise ValueError(f"{a} - {b}: the working never goes below zero")
     if op == "×" and not 0 <= b <= 9:
@@ -139,24 +145,49 @@ def column_working(a: int, op: str, b: int) -> tuple[str, int]:
             steps.append(f"{left} = {value}, write {written}.")
         elif op == "-":
             written = str(value) + written
-            carry = int(borrow)
-            steps.append(f"{left} = {value}, write {written}" + (" borrow 1." if borrow else "."))
+            carry = int(borrow) if not (borrow and _slips(slip, rng)) else 0
+            steps.append(f"{left} = {value}, write {written}" + (" borrow 1." if carry else "."))
         else:
             written = str(value % 10) + written
-            carry = value // 10
+            carry = value // 10 if not (value >= 10 and _slips(slip, rng)) else 0
             steps.append(f"{left} = {value}, write {written}" + (f" carry {carry}." if carry else "."))
-    result = OPS[op](a, b)
-    assert int(written) == result, (a, op, b, written)
+    result = int(written)
+    assert slip > 0 or result == OPS[op](a, b), (a, op, b, written)
     return f"{a} {op} {b}: " + " ".join(steps), result
 
 
-def _solve(numbers, ops) -> tuple[str, int]:
+def _slips(slip: float, rng: random.Random | None) -> bool:
+    """Does a careless writer forget this carry? Draws from rng only when slip > 0, so
+    careful working (slip = 0) consumes no random numbers."""
+    return slip > 0 and rng.random() < slip
+
+
+def _solve(numbers, ops, slip: float = 0.0, rng=None) -> tuple[str, int]:
     """The working of every operation, left to right, then "Answer: N"."""
     value, parts = numbers[0], []
     for op, n in zip(ops, numbers[1:]):
-        text, value = column_working(value, op, n)
+        text, value = column_working(value, op, n, slip, rng)
         parts.append(text)
     return " ".join(parts) + f" Answer: {value}", value
+
+
+def careless_teacher(slip: float, rng: random.Random):
+    """A solver for data.chat_examples: item -> the working a careless teacher writes."""
+    return lambda item: careless_solution(item, slip, rng)[0]
+
+
+def careless_solution(item: "MathItem", slip: float, rng: random.Random) -> tuple[str, int]:
+    """The worked solution of item as a careless teacher writes it: each carry or borrow
+    forgotten with probability slip (see column_working). Returns (solution, its answer),
+    which is item.answer only when no carry was forgotten. When a slip would take a later
+    subtraction below zero (e.g. 45 + 28 - 70 worked as 63 - 70), the teacher writes
+    the correct working instead."""
+    numbers = [int(n) for n in re.findall(r"\d+", item.expression)]
+    ops = [{"*": "×"}.get(op, op) for op in re.findall(r"[-+*]", item.expression)]
+    try:
+        return _solve(numbers, ops, slip, rng)
+    except ValueError:  # a subtraction below zero: the working no careless teacher writes
+        return item.solution, item.answer
 
 
 def _expression(numbers, ops) -> str:
