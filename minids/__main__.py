@@ -91,8 +91,9 @@ def build_parser() -> Parser:
                                "solutions (needed unless --resume)")
             stage.add_argument("--samples", type=positive_int, default=4,
                                help="teacher replies per problem at most (default 4)")
-            stage.add_argument("--temperature", type=temperature, default=1.0,
-                               help="the teacher's sampling temperature (default 1.0)")
+            stage.add_argument("--temperature", type=temperature, default=0.7,
+                               help="the teacher's sampling temperature (default 0.7, "
+                                    "GRPO's)")
         _add_common(stage)
 
     export = commands.add_parser("export", help="a release folder: bf16 weights, config, "

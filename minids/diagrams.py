@@ -25,6 +25,7 @@ lower-left corner, so a box of width 1 is one inch wide at the figure's own size
 
 import inspect
 import io
+import textwrap
 from dataclasses import dataclass
 
 import torch
@@ -1066,6 +1067,173 @@ def cache_layouts(config=None) -> Figure:
 
 
 # --------------------------------------------------------------------------------------
+# 11: supervised fine-tuning: the answer mask, and examples packed with a document mask.
+# --------------------------------------------------------------------------------------
+
+SFT_PROMPT = ("bos", "user", "What", "␣is", "␣7", "␣+", "␣5", "?", "asst")
+SFT_ANSWER = ("Answer", ":", "␣1", "2", "eos")
+
+
+def sft_masks() -> Figure:
+    """Chapter 11: which targets an SFT example trains on, and several examples packed in
+    one row with attention kept inside each (the document mask)."""
+    fig, ax = _canvas(9, 6.6, "SFT: the loss on the answer only; examples packed, each "
+                      "seeing itself")
+    _text(ax, 0.1, 6.05, "1. One example in the chat template: inputs are tokens[:-1], "
+          "targets tokens[1:]", size=FONT, weight="bold", ha="left")
+    tokens = SFT_PROMPT + SFT_ANSWER
+    w, x0 = 0.56, 1.3
+    special = {"bos", "user", "asst", "eos"}
+    for row, (label, y) in enumerate((("input", 5.5), ("target", 4.95))):
+        _text(ax, x0 - 0.12, y, label, ha="right", color=MUTED)
+        for i in range(len(tokens) - 1):
+            token = tokens[i + row]
+            counted = row == 1 and i + 1 >= len(SFT_PROMPT)
+            ignored = row == 1 and not counted
+            _box(ax, x0 + i * w + w / 2, y, w - 0.05, 0.36, "−100" if ignored else token,
+                 role="loss" if counted else "data", size=SMALL, faded=ignored,
+                 weight="bold" if token in special and not ignored else "normal")
+    split = x0 + (len(SFT_PROMPT) - 1) * w
+    _text(ax, (x0 + split) / 2, 4.5, "prompt: target −100, no loss", color=MUTED)
+    _text(ax, split + (len(tokens) - len(SFT_PROMPT)) * w / 2, 4.5,
+          "answer + eos: the loss", color=ROLES["loss"][1])
+
+    _text(ax, 0.1, 3.9, "2. A batch of three examples (A, B, C): one a row, or packed",
+          size=FONT, weight="bold", ha="left")
+    lengths = {"A": 5, "B": 9, "C": 3}
+    roles = {"A": "weights", "B": "cached", "C": "selection"}
+    cw, width = 0.26, 9
+
+    def row(x, y, pieces):
+        i = 0
+        for name, n in pieces:
+            for _ in range(n):
+                pad = name == "pad"
+                _box(ax, x + i * cw + cw / 2, y, cw - 0.03, 0.28, "·" if pad else name,
+                     role="op" if pad else roles[name], size=SMALL, faded=pad, lw=0.8)
+                i += 1
+
+    _text(ax, 0.25, 3.45, "padded", ha="left", color=MUTED)
+    for r, name in enumerate("ABC"):
+        row(0.25, 3.05 - r * 0.36, [(name, lengths[name]), ("pad", width - lengths[name])])
+    _text(ax, 0.25 + width * cw / 2, 1.72, "27 slots, 10 of them padding", color=MUTED)
+    _text(ax, 3.3, 3.45, "packed (first fit)", ha="left", color=MUTED)
+    row(3.3, 3.05, [("A", 5), ("C", 3), ("pad", 1)])
+    row(3.3, 2.69, [("B", 9)])
+    _text(ax, 3.3 + width * cw / 2, 1.72, "18 slots, 1 padding", color=MUTED)
+
+    # the attention mask of the first packed row: causal within A, within C, nothing across
+    ids = ["A"] * 5 + ["C"] * 3 + ["pad"]
+    cell, mx, my = 0.25, 6.35, 3.35
+    _text(ax, mx + 4.5 * cell, my + 0.35, "row 1's attention mask", color=MUTED)
+    for q, a in enumerate(ids):
+        for k, b in enumerate(ids):
+            seen = k <= q and a == b
+            role = roles.get(a, "op") if seen else "op"
+            _box(ax, mx + k * cell + cell / 2, my - q * cell, cell - 0.02, cell - 0.02,
+                 role=role, faded=not seen, lw=0.6)
+    _text(ax, mx - 0.15, my - 4 * cell, "query", rotation=90, color=MUTED)
+    _text(ax, mx + 4.5 * cell, my - 9 * cell + 0.02, "key", color=MUTED)
+    _text(ax, 0.1, 0.1,
+          "Packing computes fewer slots for the same examples. The document mask keeps each "
+          "example blind to\nthe others (V3 §5.1's sample masking); RoPE scores depend only "
+          "on distances, so each example\nattends exactly as it would alone, and the loss is "
+          "the padded batch's.", ha="left", va="bottom", linespacing=1.35)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 12: one GRPO step.
+# --------------------------------------------------------------------------------------
+
+GRPO_EXAMPLE = (("45 + 9: 5 + 9 = 14, write 4 carry 1. 4 + 0 + 1 = 5, write 54. Answer: 54", 1.1),
+                ("45 + 9: 5 + 9 = 14, write 4. 4 + 0 = 4, write 44. Answer: 44", 0.1),
+                ("45 + 9: 5 + 9 = 13, write 3 carry 1. 4 + 0 + 1 = 5, write 53. Answer: 53", 0.1),
+                ("45 + 9: 5 + 9 = 14, write 4 carry 1. 4 + 0 + 1 = 5, write 54. Answer: 54", 1.1))
+
+
+def grpo_step() -> Figure:
+    """Chapter 12: one GRPO step for one prompt: G sampled answers, rewards by rule,
+    advantages within the group, and the loss that pushes each answer's tokens by its
+    advantage, clipped, and held near a frozen reference."""
+    from minids.grpo import group_advantages
+
+    fig, ax = _canvas(9, 5.0, "One GRPO step: sample a group, score by rule, compare "
+                      "within the group", bottom=0.45)
+    prompt = _box(ax, 0.85, 3.3, 1.4, 0.9, "prompt q\n\"What is 45 + 9?\"", role="data",
+                  size=SMALL)
+    policy = _box(ax, 2.35, 3.3, 1.0, 0.9, "policy\n$\\pi_\\theta$\n(samples\nat T)",
+                  role="weights", size=SMALL)
+    _arrow(ax, prompt.right, policy.left)
+    rewards = torch.tensor([[r for _, r in GRPO_EXAMPLE]])
+    advantages = group_advantages(rewards)[0]
+    top, pitch = 4.55, 0.8
+    for i, (text, r) in enumerate(GRPO_EXAMPLE):
+        y = top - i * pitch
+        short = text.split(": ", 1)[1]
+        lines = textwrap.wrap(f"o{i + 1}: {short}", 40)
+        answer_box = _box(ax, 4.6, y, 3.1, 0.6, "\n".join(lines), role="data", size=7.5,
+                          family="monospace")
+        _arrow(ax, policy.right, answer_box.left)
+        _box(ax, 6.65, y, 0.75, 0.5, f"r = {r:.1f}", role="op", size=SMALL)
+        _box(ax, 7.75, y, 1.05, 0.5, f"A = {advantages[i]:+.2f}",
+             role="loss" if advantages[i] > 0 else "data", size=SMALL)
+    _text(ax, 4.6, 5.0, "G answers to the same prompt (here G = 4)", color=MUTED)
+    _text(ax, 6.65, 5.0, "reward: rule", color=MUTED)
+    _text(ax, 7.75, 5.0, "(r - mean) / std", color=MUTED)
+    _text(ax, 0.15, 1.4,
+          "loss per token of $o_i$:  $-\\left[\\min\\left(\\rho A_i,\\; "
+          "\\mathrm{clip}(\\rho, 1-\\epsilon, 1+\\epsilon)\\, A_i\\right) - "
+          "\\beta\\, k_3\\right]$,   $\\rho = \\pi_\\theta / \\pi_{old}$,"
+          "   $k_3 = \\pi_{ref}/\\pi_\\theta - \\log(\\pi_{ref}/\\pi_\\theta) - 1$",
+          ha="left", size=FONT)
+    _text(ax, 0.15, 0.85,
+          "reward 1 for the right final answer + 0.1 for ending \"Answer: N\"; no value "
+          "network: the group's mean is the baseline.\n$\\pi_{old}$ sampled the group; "
+          "$\\pi_{ref}$ is the frozen SFT model. Right answers (red) are pushed up, wrong "
+          "ones down.", ha="left", size=SMALL, color=MUTED, linespacing=1.35)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# 13: distillation by rejection sampling.
+# --------------------------------------------------------------------------------------
+
+def rejection_sampling(samples: int = 4) -> Figure:
+    """Chapter 13: a teacher samples up to k answers to each training problem, a rule keeps
+    the first right one, and a student is fine-tuned on what was kept."""
+    fig, ax = _canvas(9, 4.4, "Distillation by rejection sampling: the teacher writes, a "
+                      "rule checks, the student imitates", bottom=0.2)
+    problem = _box(ax, 0.9, 2.5, 1.5, 0.8, "training problem\n\"What is 45 + 9?\"",
+                   role="data", size=SMALL)
+    teacher = _box(ax, 2.55, 2.5, 1.2, 0.8, "teacher\n(the GRPO\nmodel)", role="weights",
+                   size=SMALL)
+    _arrow(ax, problem.right, teacher.left)
+    outcomes = ("44: wrong", "54: right, kept") + ("not drawn",) * (samples - 2)
+    top = 3.55
+    for i in range(samples):
+        y = top - i * 0.7
+        box = _box(ax, 4.55, y, 2.2, 0.5, f"sample {i + 1}: {outcomes[i]}",
+                   role="loss" if i == 1 else "data", size=SMALL, faded=i >= 2)
+        _arrow(ax, teacher.right, box.left, dashed=i >= 2)
+    _text(ax, 4.55, 4.15, f"up to k = {samples}, at temperature 0.7", color=MUTED)
+    rule = _box(ax, 6.45, 3.2, 1.0, 0.5, "rule:\nexact answer", role="op", size=SMALL)
+    _arrow(ax, (5.65, 3.55), (6.45, 3.55), rule.top)
+    _arrow(ax, (5.65, 2.85), rule.bottom)
+    data = _box(ax, 6.45, 1.75, 1.15, 0.8, "SFT data:\nquestion +\nkept answer",
+                role="data", size=SMALL)
+    _arrow(ax, (7.0, 3.2), (7.2, 3.2), (7.2, 2.4), (6.8, 2.4), (6.8, 2.15))
+    student = _box(ax, 8.2, 1.75, 1.3, 0.8, "student\n(pretrained,\nSFT recipe)",
+                   role="weights", size=SMALL)
+    _arrow(ax, data.right, student.left)
+    _text(ax, 0.15, 0.65,
+          "Sampling stops at the first right answer; a problem never solved in k samples "
+          "gives no example.\nDeepSeek-V3 drew its reasoning SFT data this way from "
+          "DeepSeek-R1 models (its report, §5.1).", ha="left", color=MUTED, linespacing=1.35)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
 # Appendix A: minids in the Hugging Face ecosystem.
 # --------------------------------------------------------------------------------------
 
@@ -1112,4 +1280,5 @@ def hf_ecosystem(config=None) -> Figure:
 
 DIAGRAMS = (pipeline, bpe_and_packing, transformer_block, mla_dataflow, deepseekmoe_layer,
             bias_balancing_loop, mtp_across_positions, pretraining_step, v3_recipe, fp8_gemm,
-            rope_clocks, context_extension, disaggregated_serving, hf_ecosystem)
+            rope_clocks, context_extension, disaggregated_serving, sft_masks, grpo_step,
+            rejection_sampling, hf_ecosystem)

@@ -98,7 +98,7 @@ SPARE = 1.3
 
 
 def distill(student, tokenizer, config: SFTConfig, out_dir=None, resume: bool = False,
-            teacher=None, samples: int = 4, temperature: float = 1.0):
+            teacher=None, samples: int = 4, temperature: float = 0.7):
     """Fine-tune student with the SFT recipe (config) on the teacher's accepted traces.
     The traces are sampled first (seeded by config.seed) and saved in out_dir as
     traces.jsonl; resume=True reads them back and continues the fine-tuning."""
@@ -120,3 +120,15 @@ def distill(student, tokenizer, config: SFTConfig, out_dir=None, resume: bool = 
                          f"for {n} (acceptance {traces.acceptance_rate:.0%})")
     return sft(student, tokenizer, config, out_dir, resume, examples=examples[:n],
                resume_command=RESUME_COMMAND)
+
+
+def token_distillation_loss(student_logits, teacher_logits, mask):
+    """Token-level distillation: KL(teacher || student) at each position, summed over the
+    vocabulary, averaged over the positions where mask (N, T) is 1. Logits (N, T, V).
+    Sequence-level distillation (what `distill` does, and V3 did with R1's samples) trains
+    on the teacher's sampled tokens instead: cross-entropy against one token a position."""
+    log_student = student_logits.float().log_softmax(dim=-1)
+    log_teacher = teacher_logits.float().log_softmax(dim=-1)
+    per_token = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=-1)  # (N, T)
+    mask = mask.to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)

@@ -14,7 +14,7 @@ from minids.config import ModelConfig
 DIAGRAMS = ["pipeline", "bpe_and_packing", "transformer_block", "mla_dataflow",
             "deepseekmoe_layer", "bias_balancing_loop", "mtp_across_positions",
             "pretraining_step", "v3_recipe", "fp8_gemm", "rope_clocks", "context_extension",
-            "disaggregated_serving", "cache_layouts",
+            "disaggregated_serving", "cache_layouts", "sft_masks", "grpo_step", "rejection_sampling",
             "hf_ecosystem"]
 
 

@@ -69,3 +69,18 @@ def test_distill_run_saves_traces_and_refuses_a_teacher_that_solves_too_little(
     scripted_teacher(monkeypatch, lambda item: 99).update(items)  # never right
     with pytest.raises(ValueError, match="solved too few"):
         d.distill(tiny_chat_model(), TOKENIZER, config, None, teacher=tiny_chat_model())
+
+
+def test_token_distillation_loss_is_the_teachers_kl_on_masked_positions():
+    import torch
+
+    teacher = torch.tensor([[[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]]])
+    student = torch.tensor([[[0.0, 1.0, 0.0], [5.0, 5.0, 5.0]]])
+    mask = torch.tensor([[1.0, 0.0]])  # only the first position counts
+    p = teacher[0, 0].softmax(-1)
+    expected = (p * (p.log() - student[0, 0].log_softmax(-1))).sum()
+    assert d.token_distillation_loss(student, teacher, mask).item() == pytest.approx(expected.item())
+    assert d.token_distillation_loss(teacher, teacher, torch.ones(1, 2)).item() == pytest.approx(0.0, abs=1e-7)
+    # the second position: the same distribution (uniform) up to a shift of the logits
+    assert d.token_distillation_loss(student[:, 1:], teacher[:, 1:], torch.ones(1, 1)).item() \
+        == pytest.approx(0.0, abs=1e-7)

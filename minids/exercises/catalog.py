@@ -8,7 +8,8 @@ An exercise's function signature is its reference's: `check("02.1", rmsnorm)` ca
 """
 
 from minids.exercises import (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09,
-                              ch10)
+                              ch10, ch11, ch12, ch13)
 
-CHAPTERS = (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10)
+CHAPTERS = (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, ch12,
+            ch13)
 EXERCISES = {exercise.id: exercise for chapter in CHAPTERS for exercise in chapter.EXERCISES}
