@@ -80,16 +80,14 @@ class GRPOConfig:
     prompts_per_step: int = 8
     group_size: int = 8  # G answers per prompt
     max_new_tokens: int = 128  # column working: median 49 tokens, longest 107
-    # Sampling at 0.7 keeps a group's answers near the greedy one, so their rewards differ
-    # by the decisions greedy decoding makes (from the careless SFT model, 240 steps at 1.0
-    # gave held-out greedy accuracy +9.2 points on 500 problems; 0.7 was ahead at step 60).
+    # 0.7 keeps a group's answers near the greedy one, so that their rewards differ by the
+    # choices greedy decoding makes; 1.0 explores more.
     temperature: float = 0.7
     lr: float = 3e-5  # 1e-4 lowered held-out accuracy (42.5% -> 23.5% in 40 steps)
     updates_per_batch: int = 1  # policy updates on each sampled batch (mu); > 1 uses the clip
     beta: float = 0.04  # KL weight (DeepSeekMath)
     clip_eps: float = 0.2
     format_reward: float = 0.1
-    column_reward: float = 0.0  # weight of column_credit: partial credit for right facts
     grad_clip: float = 1.0
     # V3 stops moving the routing biases (gamma = 0) for its last 500B pretraining tokens;
     # we keep them frozen in RL, where a step's 64 answers are too few to measure load.
@@ -109,30 +107,6 @@ class GRPOConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"GRPOConfig: {name} must be an int >= 1, "
                                  f"got {getattr(self, name)!r}")
-
-
-# One column's fact as the working writes it: "6 + 8 + 1 = 15", "2 × 6 + 4 = 16",
-# "14 - 8 = 6", "7 - 1 - 3 = 3".
-_FACT = re.compile(r"(\d+) ([+×-]) (\d+)(?: ([+-]) (\d+))? = (\d+)")
-
-
-def column_credit(reply: str, solution: str) -> float:
-    """The share of the reference working's column facts that the reply writes and gets
-    arithmetically right: right facts / max(facts in the solution, facts in the reply),
-    so that writing fewer columns, or more, earns less. A rule, like the answer check."""
-    def facts(text):
-        return _FACT.findall(text)
-
-    def true(fact):
-        a, op, b, op2, c, value = fact
-        ops = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "×": lambda x, y: x * y}
-        left = ops[op](int(a), int(b))
-        if op2:
-            left = ops[op2](left, int(c))
-        return left == int(value)
-
-    written, expected = facts(reply), len(facts(solution))
-    return sum(map(true, written)) / max(expected, len(written), 1)
 
 
 def reward(reply: str, answer: int, format_reward: float = 0.1) -> float:
@@ -243,8 +217,6 @@ def grpo_step(model, reference, tokenizer, optimizer, config: GRPOConfig, rng, g
                for c, m in zip(groups.completions, groups.mask)]
     rewards = torch.tensor([reward(reply, problems[row // config.group_size].answer,
                                    config.format_reward)
-                            + config.column_reward
-                            * column_credit(reply, problems[row // config.group_size].solution)
                             for row, reply in enumerate(replies)], dtype=torch.float)
     rewards = rewards.view(len(problems), config.group_size)  # (prompts, G)
     scored = shuffled_within_groups(rewards, generator) if config.shuffle_rewards else rewards

@@ -1,5 +1,5 @@
-"""Chapter 11's exercises: the document mask that keeps packed examples apart, the answer
-mask of the SFT loss, the chat template, and the exact-match scorer."""
+"""Chapter 11's exercises: the chat template, the answer mask of the SFT loss, the document
+mask that keeps packed examples apart, and the exact-match scorer."""
 
 import functools
 
@@ -12,7 +12,7 @@ from minids.mla import causal_mask, document_mask as _document_mask
 from minids.model import IGNORE_INDEX
 from minids.tokenizer import Tokenizer
 
-# 11.1 The document mask: causal, and only within a query's own example.
+# 11.3 The document mask: causal, and only within a query's own example.
 
 def document_mask(document_ids, n_queries):
     """(B, 1, T, S) bool from document_ids (B, S) for the last T = n_queries positions:
@@ -97,7 +97,7 @@ ANSWER_TARGETS_MISTAKES = {
 }
 
 
-# 11.3 The chat template.
+# 11.1 The chat template.
 
 def chat_prompt(tokenizer, messages):
     """The ids (a list of ints) that ask for the assistant's next turn after messages, a
@@ -179,11 +179,11 @@ EXACT_MATCH_MISTAKES = {
 
 
 EXERCISES = [
-    Exercise("11.1", "the document mask", document_mask_cases, document_mask,
-             DOCUMENT_MASK_MISTAKES),
+    Exercise("11.1", "the chat template", chat_prompt_cases, chat_prompt,
+             CHAT_PROMPT_MISTAKES),
     Exercise("11.2", "the answer mask", answer_targets_cases, answer_targets,
              ANSWER_TARGETS_MISTAKES),
-    Exercise("11.3", "the chat template", chat_prompt_cases, chat_prompt,
-             CHAT_PROMPT_MISTAKES),
+    Exercise("11.3", "the document mask", document_mask_cases, document_mask,
+             DOCUMENT_MASK_MISTAKES),
     Exercise("11.4", "exact match", exact_match_cases, exact_match, EXACT_MATCH_MISTAKES),
 ]
