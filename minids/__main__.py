@@ -309,6 +309,7 @@ def run_export(args):
 
     from minids import runs
     from minids.checkpoint import save
+    from minids.distill import TRACES_FILE
     from minids.train import LOG_FILE
 
     out, source = Path(args.out), Path(args.checkpoint)
@@ -324,8 +325,9 @@ def run_export(args):
         return
     save(model.cpu(), out, dtype=torch.bfloat16)
     tokenizer.save(out / "tokenizer.json")
-    if (source / LOG_FILE).is_file():
-        shutil.copy(source / LOG_FILE, out / LOG_FILE)
+    for record in (LOG_FILE, TRACES_FILE):  # the training log; a distillation's traces
+        if (source / record).is_file():
+            shutil.copy(source / record, out / record)
     size = (out / "model.safetensors").stat().st_size
     print(f"saved {out} ({size / 1e6:.1f} MB of bf16 weights)")
 

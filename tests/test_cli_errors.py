@@ -5,6 +5,7 @@ checkpoint, resume with other flags, Ctrl-C and a closed input."""
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -212,6 +213,17 @@ def test_export_makes_a_new_folder_and_leaves_the_checkpoint_alone(world, tmp_pa
                  "--device", "cpu"]) == 0
     assert snapshot(base / "run") == before
     assert minids.load(tmp_path / "rel").config == minids.load(base / "run").config
+
+
+def test_export_keeps_a_distillation_runs_traces(world, tmp_path):
+    base, _ = world
+    run = tmp_path / "distilled"
+    shutil.copytree(base / "run", run)
+    (run / "traces.jsonl").write_text('{"problems": 1, "samples": 1}\n')
+    assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "rel"),
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "rel" / "traces.jsonl").read_text() == (run / "traces.jsonl").read_text()
+    assert not (tmp_path / "rel" / "train_state.json").exists()
 
 
 def test_chat_quits_cleanly_when_its_input_closes(world, monkeypatch, capsys):
